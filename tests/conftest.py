@@ -1,0 +1,133 @@
+"""Fixtures: a throwaway PostgreSQL and Redis for the whole run, a clean
+database for every test, real RQ worker processes on demand."""
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from flask_migrate import upgrade
+from redis import Redis
+
+from scripts.services import Postgres
+from scripts.services import Redis as RedisServer
+from webapp import create_app
+from webapp.extensions import db
+from webapp.models import Operator
+
+ROOT = Path(__file__).resolve().parent.parent
+PASSWORD = "correct horse battery staple"
+
+
+def wait_until(condition, timeout=60, interval=0.05, message="condition"):
+    """Poll `condition` until it returns something truthy; fail after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {message}")
+        time.sleep(interval)
+
+
+@pytest.fixture(scope="session")
+def servers():
+    # Not under pytest's tmp_path: that is private to root, and PostgreSQL runs as its own user.
+    base = Path(tempfile.mkdtemp(prefix="intake-test-"))
+    os.chmod(base, 0o755)
+    postgres, redis = Postgres(base / "postgres"), RedisServer(base / "redis")
+    postgres.start()
+    redis.start()
+    os.environ.update(DATABASE_URL=postgres.url, REDIS_URL=redis.url, INTAKE_ENV="test",
+                      SECRET_KEY="test-secret")
+    yield postgres, redis
+    redis.stop()
+    postgres.stop(mode="immediate")
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def migrated(servers):
+    app = create_app()
+    with app.app_context():
+        upgrade()
+    return servers
+
+
+@pytest.fixture
+def app(migrated):
+    app = create_app({"TESTING": True})
+    with app.app_context():
+        db.session.execute(db.text(
+            "TRUNCATE records, row_errors, upload_pieces, uploads, operators RESTART IDENTITY CASCADE"))
+        db.session.commit()
+        Redis.from_url(app.config["REDIS_URL"]).flushdb()
+        yield app
+        db.session.remove()
+
+
+@pytest.fixture
+def operator(app):
+    operator = Operator(email="op@example.com")
+    operator.set_password(PASSWORD)
+    db.session.add(operator)
+    db.session.commit()
+    return operator
+
+
+def csrf_token(client, path):
+    page = client.get(path).get_data(as_text=True)
+    return re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
+
+
+def log_in(client, email="op@example.com", password=PASSWORD):
+    token = csrf_token(client, "/login")
+    return client.post("/login", data={"email": email, "password": password, "csrf_token": token})
+
+
+@pytest.fixture
+def client(app, operator):
+    """A browser-like client, logged in as `operator`."""
+    client = app.test_client()
+    assert log_in(client).status_code == 303
+    return client
+
+
+class WorkerProcess:
+    """A real `rq worker` process, as the Procfile starts it."""
+
+    def __init__(self, queues=("ingest",)):
+        self.queues = queues
+        self.process = None
+
+    def start(self):
+        command = [sys.executable, "-m", "rq.cli", "worker", "--worker-class", "jobs.worker.AppWorker",
+                   "--url", os.environ["REDIS_URL"], "--with-scheduler", *self.queues]
+        self.process = subprocess.Popen(command, cwd=ROOT, start_new_session=True,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return self
+
+    def kill(self):
+        """kill -9 the worker and its work horse, as a crash would."""
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait()
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            self.kill()
+
+
+@pytest.fixture
+def worker(app):
+    process = WorkerProcess().start()
+    yield process
+    process.stop()

@@ -1,0 +1,65 @@
+from urllib.parse import urlsplit
+
+from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
+from flask_login import current_user, login_required, login_user, logout_user
+
+from webapp.auth.forms import LoginForm
+from webapp.extensions import db, login_manager
+from webapp.models import Operator
+
+blueprint = Blueprint("auth", __name__)
+
+# Endpoints reachable without a login; everything else is refused.
+PUBLIC_ENDPOINTS = {"auth.login", "health.health", "static"}
+
+login_manager.login_view = "auth.login"
+login_manager.login_message = "Please log in to continue."
+
+
+@login_manager.user_loader
+def load_operator(operator_id):
+    return db.session.get(Operator, int(operator_id))
+
+
+@blueprint.before_app_request
+def require_login():
+    if request.endpoint in PUBLIC_ENDPOINTS or current_user.is_authenticated:
+        return None
+    return login_manager.unauthorized()
+
+
+def safe_next(target):
+    """Only follow a ?next= that stays on this site."""
+    parts = urlsplit(target or "")
+    if parts.scheme or parts.netloc or not (target or "").startswith("/"):
+        return url_for("dashboard.index")
+    return target
+
+
+def start_new_session():
+    """Drop everything the old session held, its CSRF token included."""
+    session.clear()
+    g.pop("csrf_token", None)
+
+
+@blueprint.route("/login", methods=["GET", "POST"])
+def login():
+    form = LoginForm()
+    if form.validate_on_submit():
+        email = form.email.data.strip().lower()
+        operator = db.session.scalar(db.select(Operator).filter_by(email=email))
+        if operator and operator.check_password(form.password.data):
+            start_new_session()
+            login_user(operator)
+            return redirect(safe_next(request.args.get("next")), code=303)
+        flash("Wrong email or password.", "error")
+    return render_template("auth/login.html", form=form)
+
+
+@blueprint.post("/logout")
+@login_required
+def logout():
+    logout_user()
+    start_new_session()
+    flash("You are logged out.", "info")
+    return redirect(url_for("auth.login"), code=303)

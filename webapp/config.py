@@ -1,0 +1,71 @@
+"""Settings, read from environment variables (documented in the README)."""
+import os
+import secrets
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or malformed; the message says which and how to fix it."""
+
+
+DEFAULTS = {
+    "INTAKE_ENV": "production",
+    "DATABASE_URL": "postgresql://intake@127.0.0.1:5432/intake",
+    "REDIS_URL": "redis://127.0.0.1:6379/0",
+    "MAX_UPLOAD_MB": "512",
+    "INGEST_CHUNK_ROWS": "50000",
+    "INGEST_RETRIES": "5",
+    "REAPER_SECONDS": "60",
+}
+
+ENVIRONMENTS = ("production", "development", "test")
+
+
+def _integer(name, raw):
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if value <= 0:
+        raise ConfigError(f"{name} must be greater than 0, got {value}")
+    return value
+
+
+def sqlalchemy_url(database_url):
+    """SQLAlchemy wants the driver named: postgresql://… becomes postgresql+psycopg://…"""
+    for prefix in ("postgresql://", "postgres://"):
+        if database_url.startswith(prefix):
+            return "postgresql+psycopg://" + database_url[len(prefix):]
+    if database_url.startswith("postgresql+psycopg://"):
+        return database_url
+    raise ConfigError(f"DATABASE_URL must be a postgresql:// URL, got {database_url!r}")
+
+
+def load_config(environ=os.environ):
+    """Build the Flask config from `environ`; raises ConfigError with a clear message."""
+    raw = {name: environ.get(name, default) for name, default in DEFAULTS.items()}
+    env = raw["INTAKE_ENV"]
+    if env not in ENVIRONMENTS:
+        raise ConfigError(f"INTAKE_ENV must be one of {', '.join(ENVIRONMENTS)}, got {env!r}")
+    secret_key = environ.get("SECRET_KEY")
+    if not secret_key:
+        if env == "production":
+            raise ConfigError("SECRET_KEY is not set. Set it to a long random string "
+                              "(e.g. python3 -c 'import secrets; print(secrets.token_hex(32))').")
+        secret_key = secrets.token_hex(32)
+    max_upload_mb = _integer("MAX_UPLOAD_MB", raw["MAX_UPLOAD_MB"])
+    return {
+        "INTAKE_ENV": env,
+        "SECRET_KEY": secret_key,
+        "DATABASE_URL": raw["DATABASE_URL"],
+        "SQLALCHEMY_DATABASE_URI": sqlalchemy_url(raw["DATABASE_URL"]),
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "REDIS_URL": raw["REDIS_URL"],
+        "MAX_UPLOAD_MB": max_upload_mb,
+        "MAX_CONTENT_LENGTH": max_upload_mb * 1024 * 1024,
+        "INGEST_CHUNK_ROWS": _integer("INGEST_CHUNK_ROWS", raw["INGEST_CHUNK_ROWS"]),
+        "INGEST_RETRIES": _integer("INGEST_RETRIES", raw["INGEST_RETRIES"]),
+        "REAPER_SECONDS": _integer("REAPER_SECONDS", raw["REAPER_SECONDS"]),
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SOCK_SERVER_OPTIONS": {"ping_interval": 25},
+    }

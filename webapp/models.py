@@ -1,0 +1,135 @@
+"""The database schema. Migrations under migrations/ are the source of truth;
+these classes describe the same tables for the application code."""
+from datetime import datetime, timezone
+
+from flask_login import UserMixin
+from sqlalchemy import BigInteger, ForeignKey, Identity, Index, LargeBinary, func
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from webapp.extensions import db
+
+
+def utcnow():
+    return datetime.now(timezone.utc)
+
+
+class Operator(UserMixin, db.Model):
+    __tablename__ = "operators"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(unique=True)
+    password_hash: Mapped[str]
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+    def set_password(self, password):
+        self.password_hash = generate_password_hash(password)
+
+    def check_password(self, password):
+        return check_password_hash(self.password_hash, password)
+
+
+class UploadStatus:
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    ACTIVE = (QUEUED, RUNNING)
+    FINISHED = (COMPLETED, FAILED, CANCELLED)
+
+
+class Upload(db.Model):
+    """One file (or API batch) and everything known about its ingest.
+
+    The counters and the checkpoint are committed with each chunk of records,
+    so they are always the truth about what is in `records`.
+    """
+    __tablename__ = "uploads"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    filename: Mapped[str]
+    size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    operator_id: Mapped[int | None] = mapped_column(ForeignKey("operators.id", ondelete="SET NULL"))
+    source: Mapped[str] = mapped_column(default="form")
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    on_duplicate: Mapped[str] = mapped_column(default="skip")
+    validate_only: Mapped[bool] = mapped_column(default=False)
+    encoding: Mapped[str] = mapped_column(default="utf-8")
+    delimiter: Mapped[str] = mapped_column(default=",")
+    status: Mapped[str] = mapped_column(default=UploadStatus.QUEUED, index=True)
+    cancel_requested: Mapped[bool] = mapped_column(default=False)
+    lines_read: Mapped[int] = mapped_column(BigInteger, default=0)
+    rows_inserted: Mapped[int] = mapped_column(BigInteger, default=0)
+    rows_updated: Mapped[int] = mapped_column(BigInteger, default=0)
+    duplicates_in_file: Mapped[int] = mapped_column(BigInteger, default=0)
+    duplicates_existing: Mapped[int] = mapped_column(BigInteger, default=0)
+    rows_invalid: Mapped[int] = mapped_column(BigInteger, default=0)
+    bytes_processed: Mapped[int] = mapped_column(BigInteger, default=0)
+    checkpoint_records: Mapped[int] = mapped_column(BigInteger, default=0)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    heartbeat_at: Mapped[datetime | None]
+    failure_reason: Mapped[str | None]
+    raw_deleted_at: Mapped[datetime | None]
+
+    operator = relationship(Operator)
+
+    @property
+    def duplicates(self):
+        return self.duplicates_in_file + self.duplicates_existing
+
+    @property
+    def percent(self):
+        if self.status == UploadStatus.COMPLETED:
+            return 100
+        if not self.size_bytes:
+            return 0
+        return min(100, int(100 * self.bytes_processed / self.size_bytes))
+
+
+class UploadPiece(db.Model):
+    """The raw bytes of an upload, in ordered pieces, so that any worker on any
+    host can stream the file from PostgreSQL."""
+    __tablename__ = "upload_pieces"
+
+    upload_id: Mapped[int] = mapped_column(ForeignKey("uploads.id", ondelete="CASCADE"), primary_key=True)
+    seq: Mapped[int] = mapped_column(primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Record(db.Model):
+    __tablename__ = "records"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    email: Mapped[str]
+    email_norm: Mapped[str] = mapped_column(unique=True)
+    first_name: Mapped[str | None]
+    last_name: Mapped[str | None]
+    phone: Mapped[str | None]
+    company: Mapped[str | None]
+    city: Mapped[str | None]
+    country: Mapped[str | None]
+    extra: Mapped[dict] = mapped_column(JSONB, default=dict, server_default="{}")
+    upload_id: Mapped[int | None] = mapped_column(ForeignKey("uploads.id", ondelete="SET NULL"))
+    source_line: Mapped[int | None]
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_by: Mapped[int | None] = mapped_column(ForeignKey("operators.id", ondelete="SET NULL"))
+
+    __table_args__ = (Index("ix_records_upload_id", "upload_id"),)
+
+
+class RowError(db.Model):
+    """A line of an upload that was not stored, and why."""
+    __tablename__ = "row_errors"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    upload_id: Mapped[int] = mapped_column(ForeignKey("uploads.id", ondelete="CASCADE"))
+    line: Mapped[int] = mapped_column(BigInteger)
+    column_name: Mapped[str | None]
+    reason: Mapped[str]
+    raw_line: Mapped[str | None]
+
+    __table_args__ = (Index("ix_row_errors_upload_line", "upload_id", "line"),)

@@ -1,0 +1,17 @@
+"""The top navigation: an area shows up once its blueprint is registered."""
+from flask import current_app
+
+AREAS = [
+    ("dashboard.index", "Dashboard"),
+    ("uploads.index", "Uploads"),
+    ("records.index", "Records"),
+    ("monitor.workers", "Workers"),
+]
+
+
+def nav_links():
+    return [(endpoint, label) for endpoint, label in AREAS if endpoint in current_app.view_functions]
+
+
+def register(app):
+    app.context_processor(lambda: {"nav_links": nav_links})

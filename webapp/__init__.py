@@ -20,10 +20,11 @@ def create_app(config=None):
     sock.init_app(app)
     login_manager.init_app(app)
 
-    from webapp import auth, cli, dashboard, errors, health, navigation
+    from webapp import auth, cli, dashboard, errors, health, navigation, uploads
     app.register_blueprint(auth.blueprint)
     app.register_blueprint(dashboard.blueprint)
     app.register_blueprint(health.blueprint)
+    app.register_blueprint(uploads.blueprint)
     errors.register(app)
     navigation.register(app)
     cli.register(app)

@@ -13,5 +13,9 @@ def nav_links():
     return [(endpoint, label) for endpoint, label in AREAS if endpoint in current_app.view_functions]
 
 
+def area_enabled(endpoint):
+    return endpoint in current_app.view_functions
+
+
 def register(app):
-    app.context_processor(lambda: {"nav_links": nav_links})
+    app.context_processor(lambda: {"nav_links": nav_links, "area_enabled": area_enabled})

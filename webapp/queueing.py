@@ -2,9 +2,11 @@
 only, so it never imports the jobs package."""
 from flask import current_app, g
 from redis import Redis
-from rq import Queue
+from rq import Callback, Queue, Retry
 
 INGEST_QUEUE = "ingest"
+# Large files take minutes, not hours; a job that runs this long is stuck.
+INGEST_JOB_TIMEOUT = 6 * 3600
 
 
 def redis_connection():
@@ -17,3 +19,15 @@ def redis_connection():
 
 def ingest_queue():
     return Queue(INGEST_QUEUE, connection=redis_connection())
+
+
+def enqueue_ingest(upload_id):
+    """Queue the ingest of an upload; a dead worker's job is retried from its checkpoint."""
+    config = current_app.config
+    return ingest_queue().enqueue(
+        "jobs.ingest.ingest_upload", upload_id,
+        job_id=f"ingest-{upload_id}",
+        job_timeout=INGEST_JOB_TIMEOUT,
+        retry=Retry(max=config["INGEST_RETRIES"], interval=[1, 5, 15, 30, 60]),
+        on_failure=Callback("jobs.ingest.record_failure"),
+    )

@@ -1,0 +1,212 @@
+"""The ingest job: one upload's file into `records`, chunk by chunk.
+
+Each chunk's records, row errors, counters and checkpoint commit together, so a
+job that dies is resumed from its checkpoint and no line is lost or stored
+twice. Files stored all-or-nothing (on_duplicate=reject, or validate only) keep
+their records in one transaction until the end instead, and start over when
+resumed.
+"""
+import io
+import logging
+import queue
+import threading
+
+import psycopg
+from flask import current_app
+from redis import Redis
+
+from jobs.chunk_writer import ChunkWriter
+from jobs.events import UploadEvents
+from jobs.rows import Chunk, RowReader, UnterminatedQuote
+from jobs.source import PieceStream
+from webapp.csv_contract import text_stream
+from webapp.models import UploadStatus
+
+log = logging.getLogger(__name__)
+
+# pg_try_advisory_lock(LOCK_SPACE, upload id) is held by whichever worker ingests the upload.
+LOCK_SPACE = 1
+READ_AHEAD_CHUNKS = 2
+
+SAVE_PROGRESS = """
+    UPDATE uploads SET lines_read = lines_read + %(lines)s, rows_inserted = rows_inserted + %(inserted)s,
+        rows_updated = rows_updated + %(updated)s, rows_invalid = rows_invalid + %(invalid)s,
+        duplicates_in_file = duplicates_in_file + %(duplicates_in_file)s,
+        duplicates_existing = duplicates_existing + %(duplicates_existing)s,
+        checkpoint_records = checkpoint_records + %(records)s,
+        bytes_processed = %(bytes_read)s, heartbeat_at = now()
+    WHERE id = %(upload_id)s RETURNING cancel_requested"""
+
+START_OVER = """
+    UPDATE uploads SET lines_read = 0, rows_inserted = 0, rows_updated = 0, rows_invalid = 0,
+        duplicates_in_file = 0, duplicates_existing = 0, checkpoint_records = 0, bytes_processed = 0
+    WHERE id = %s"""
+
+
+def ingest_upload(upload_id):
+    """RQ entry point (enqueued by name as jobs.ingest.ingest_upload)."""
+    config = current_app.config
+    with psycopg.connect(config["DATABASE_URL"], autocommit=True) as control:
+        locked = control.execute("SELECT pg_try_advisory_lock(%s, %s)", (LOCK_SPACE, upload_id)).fetchone()[0]
+        if not locked:
+            log.info("upload %s is being ingested by another worker", upload_id)
+            return "busy elsewhere"
+        events = UploadEvents(Redis.from_url(config["REDIS_URL"]), upload_id, log)
+        return Ingest(control, upload_id, config, events).run()
+
+
+class Ingest:
+    def __init__(self, control, upload_id, config, events):
+        self.control = control
+        self.upload_id = upload_id
+        self.config = config
+        self.events = events
+        self.upload = control.execute(
+            "SELECT status, cancel_requested, on_duplicate, validate_only, encoding, delimiter, "
+            "checkpoint_records FROM uploads WHERE id = %s", (upload_id,)).fetchone()
+
+    @property
+    def all_or_nothing(self):
+        _, _, on_duplicate, validate_only, *_ = self.upload
+        return validate_only or on_duplicate == "reject"
+
+    def run(self):
+        if self.upload is None:
+            return "upload no longer exists"
+        status, cancel_requested, *_ = self.upload
+        if status in UploadStatus.FINISHED:
+            return status
+        if cancel_requested:
+            return self.finish(UploadStatus.CANCELLED)
+        self.control.execute("UPDATE uploads SET status = %s, started_at = coalesce(started_at, now()), "
+                             "heartbeat_at = now(), failure_reason = NULL WHERE id = %s",
+                             (UploadStatus.RUNNING, self.upload_id))
+        self.events.changed(UploadStatus.RUNNING, final=True)
+        try:
+            return self.ingest()
+        except UnterminatedQuote as error:
+            stored = "nothing was stored" if self.all_or_nothing else "the lines before it were stored"
+            return self.finish(UploadStatus.FAILED, f"{error}; {stored}")
+
+    def ingest(self):
+        with psycopg.connect(self.config["DATABASE_URL"], autocommit=True) as source_connection:
+            source = PieceStream(source_connection, self.upload_id)
+            _, _, _, _, encoding, delimiter, checkpoint = self.upload
+            reader = RowReader(text_stream(io.BufferedReader(source, 1 << 20), encoding), delimiter,
+                               self.upload_id)
+            if not reader.header.has_email:
+                return self.finish(UploadStatus.FAILED, "the header has no email column")
+            if self.all_or_nothing:
+                return self.store_all_or_nothing(reader, source)
+            reader.skip(checkpoint)
+            return self.store_chunk_by_chunk(reader, source)
+
+    def store_chunk_by_chunk(self, reader, source):
+        _, _, on_duplicate, *_ = self.upload
+        writer = ChunkWriter(self.control, self.control, self.upload_id, on_duplicate, reader.header)
+        for chunk in self.chunks(reader, source):
+            with self.control.transaction():
+                written = writer.write(chunk)
+                cancel = self.save_progress(chunk, written, self.control, checkpoint=True)
+            self.events.changed(UploadStatus.RUNNING)
+            if cancel:
+                return self.finish(UploadStatus.CANCELLED)
+        return self.finish(UploadStatus.COMPLETED)
+
+    def store_all_or_nothing(self, reader, source):
+        _, _, on_duplicate, validate_only, *_ = self.upload
+        self.control.execute("DELETE FROM row_errors WHERE upload_id = %s", (self.upload_id,))
+        self.control.execute(START_OVER, (self.upload_id,))
+        problems, cancelled = 0, False
+        with psycopg.connect(self.config["DATABASE_URL"], autocommit=True) as records_connection, \
+                records_connection.transaction():
+            writer = ChunkWriter(records_connection, self.control, self.upload_id, on_duplicate, reader.header)
+            for chunk in self.chunks(reader, source):
+                written = writer.write(chunk)
+                problems += chunk.invalid + written.duplicates_in_file + written.duplicates_existing
+                cancelled = self.save_progress(chunk, written, self.control, checkpoint=False)
+                self.events.changed(UploadStatus.RUNNING)
+                if cancelled:
+                    break
+            if cancelled or problems or validate_only:
+                raise psycopg.Rollback()
+        if cancelled:
+            return self.finish(UploadStatus.CANCELLED)
+        if problems and not validate_only:
+            self.control.execute("UPDATE uploads SET rows_inserted = 0, rows_updated = 0 WHERE id = %s",
+                                 (self.upload_id,))
+            return self.finish(UploadStatus.FAILED, self.rejection_reason(problems))
+        return self.finish(UploadStatus.COMPLETED)
+
+    def rejection_reason(self, problems):
+        line, reason = self.control.execute(
+            "SELECT line, reason FROM row_errors WHERE upload_id = %s ORDER BY line LIMIT 1",
+            (self.upload_id,)).fetchone()
+        return (f"rejected: {problems:,} line(s) are invalid or duplicates (first: line {line}, "
+                f"{reason}); nothing was stored")
+
+    def chunks(self, reader, source):
+        """Chunks parsed in a thread of their own while the previous one is written."""
+        ready = queue.Queue(maxsize=READ_AHEAD_CHUNKS)
+        stop = threading.Event()
+        thread = threading.Thread(target=self._parse, args=(reader, source, ready, stop), daemon=True)
+        thread.start()
+        try:
+            while (item := ready.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            stop.set()
+            thread.join()
+
+    def _parse(self, reader, source, ready, stop):
+        def hand_over(item):
+            while not stop.is_set():
+                try:
+                    return ready.put(item, timeout=0.2)
+                except queue.Full:
+                    continue
+
+        try:
+            more = True
+            while more and not stop.is_set():
+                chunk = Chunk()
+                more = reader.fill(chunk, self.config["INGEST_CHUNK_ROWS"], lambda: source.position)
+                if chunk.records:
+                    hand_over(chunk)
+            hand_over(None)
+        except BaseException as error:  # handed to the writing thread, which raises it
+            hand_over(error)
+
+    def save_progress(self, chunk, written, connection, checkpoint):
+        """Add the chunk to the upload's counters; True when a cancel was asked for."""
+        values = dict(lines=chunk.lines, inserted=written.inserted, updated=written.updated,
+                      invalid=chunk.invalid, duplicates_in_file=written.duplicates_in_file,
+                      duplicates_existing=written.duplicates_existing,
+                      records=chunk.records if checkpoint else 0, bytes_read=chunk.bytes_read,
+                      upload_id=self.upload_id)
+        return connection.execute(SAVE_PROGRESS, values).fetchone()[0]
+
+    def finish(self, status, reason=None):
+        self.control.execute("UPDATE uploads SET status = %s, failure_reason = %s, finished_at = now(), "
+                             "heartbeat_at = now(), bytes_processed = CASE WHEN %s THEN size_bytes "
+                             "ELSE bytes_processed END WHERE id = %s",
+                             (status, reason, status == UploadStatus.COMPLETED, self.upload_id))
+        self.events.changed(status, final=True)
+        return status
+
+
+def record_failure(job, connection, exc_type, exc_value, traceback):
+    """RQ failure callback: the upload fails for good once RQ has no retries left."""
+    upload_id = job.args[0]
+    summary = f"{exc_type.__name__}: {exc_value}"[:500]
+    final = not job.retries_left
+    reason = f"the worker kept failing ({summary})" if final else f"attempt failed, retrying ({summary})"
+    with psycopg.connect(current_app.config["DATABASE_URL"], autocommit=True) as control:
+        control.execute(
+            "UPDATE uploads SET failure_reason = %s, status = CASE WHEN %s THEN %s ELSE status END, "
+            "finished_at = CASE WHEN %s THEN now() ELSE finished_at END WHERE id = %s",
+            (reason, final, UploadStatus.FAILED, final, upload_id))
+    if final:
+        UploadEvents(connection, upload_id, log).changed(UploadStatus.FAILED, final=True)

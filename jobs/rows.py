@@ -1,0 +1,150 @@
+"""From a text stream to chunks of validated rows, ready for COPY.
+
+This runs in its own thread while the previous chunk is written, so nothing
+here touches the database.
+"""
+import csv
+import json
+from dataclasses import dataclass, field
+
+from webapp.csv_contract import Header
+from webapp.validation import FIELDS, normalize_email, record_problems
+
+# A field longer than this is not parsed at all (the row is rejected): it
+# bounds the memory one line can take.
+MAX_PARSED_FIELD = 16 * 1024 * 1024
+csv.field_size_limit(MAX_PARSED_FIELD)
+
+# Columns of `records` in the order copy_line() writes them.
+COPY_COLUMNS = (*FIELDS, "email_norm", "extra", "upload_id", "source_line")
+_COPY_SPECIALS = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+class UnterminatedQuote(ValueError):
+    def __init__(self, line):
+        super().__init__(f"file is not valid CSV: unterminated quote starting at line {line}")
+        self.line = line
+
+
+@dataclass
+class Row:
+    line: int
+    copy_line: str
+    raw: str
+
+
+@dataclass
+class Chunk:
+    """What one chunk of the file holds; `records` counts every CSV record consumed."""
+    records: int = 0
+    lines: int = 0
+    rows: dict = field(default_factory=dict)        # email_norm -> first Row with it
+    errors: list = field(default_factory=list)      # (line, column, reason, raw)
+    invalid: int = 0
+    duplicates: int = 0
+    bytes_read: int = 0
+
+
+def copy_cell(value):
+    if value is None or value == "":
+        return "\\N"
+    return value.translate(_COPY_SPECIALS)
+
+
+def copy_line(values, extra, upload_id, line):
+    cells = [values.get(name) for name in FIELDS]
+    cells.append(normalize_email(values["email"]))
+    cells.append(json.dumps(extra, ensure_ascii=False) if extra else "{}")
+    return "\t".join(map(copy_cell, cells)) + f"\t{upload_id}\t{line}\n"
+
+
+class LineTap:
+    """Hands lines to csv.reader and remembers them, so a bad record can be
+    reported exactly as it stood in the file."""
+
+    def __init__(self, text):
+        self.text = text
+        self.taken = []
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        line = next(self.text)
+        self.taken.append(line)
+        return line
+
+    def drain(self):
+        raw = "".join(self.taken)
+        self.taken.clear()
+        return raw
+
+
+class RowReader:
+    """Reads the records after the header; knows each one's starting line."""
+
+    def __init__(self, text, delimiter, upload_id):
+        self.tap = LineTap(text)
+        self.reader = csv.reader(self.tap, delimiter=delimiter)
+        self.header = Header(next(self.reader, []))
+        self.tap.drain()
+        self.upload_id = upload_id
+        self.width = len(self.header.names)
+
+    def skip(self, records):
+        for _ in range(records):
+            self._next_record()
+
+    def _next_record(self):
+        """(first line, fields or an error reason, raw text); StopIteration at the end."""
+        line = self.reader.line_num + 1
+        try:
+            fields = next(self.reader)
+        except csv.Error as error:
+            if "unexpected end of data" in str(error):
+                raise UnterminatedQuote(line) from None
+            return line, f"not valid CSV: {error}", self.tap.drain()
+        return line, fields, self.tap.drain()
+
+    def fill(self, chunk, size, position):
+        """Read up to `size` records into `chunk`; False once the file is used up."""
+        while chunk.records < size:
+            try:
+                line, fields, raw = self._next_record()
+            except StopIteration:
+                return False
+            chunk.records += 1
+            if fields == []:
+                continue
+            chunk.lines += 1
+            self._take(chunk, line, fields, raw)
+        chunk.bytes_read = position()
+        return True
+
+    def _take(self, chunk, line, fields, raw):
+        if isinstance(fields, str):
+            return self._reject(chunk, line, None, fields, raw)
+        if len(fields) != self.width:
+            if len(fields) < self.width or any(fields[self.width:]):
+                reason = f"line {line} has {len(fields)} fields but the header has {self.width}"
+                return self._reject(chunk, line, None, reason, raw)
+        values = {name: fields[index] for name, index in self.header.fields.items()}
+        values["email"] = values["email"].strip()
+        extra = {name: fields[index] for index, name in self.header.extra.items() if fields[index]}
+        problems = record_problems({**values, **extra})
+        if problems:
+            column, reason = problems[0]
+            return self._reject(chunk, line, column, reason, raw)
+        email_norm = normalize_email(values["email"])
+        first = chunk.rows.get(email_norm)
+        if first:
+            chunk.duplicates += 1
+            chunk.errors.append((line, "email", f"duplicate of line {first.line} in this file", raw))
+            return None
+        chunk.rows[email_norm] = Row(line, copy_line(values, extra, self.upload_id, line), raw)
+        return None
+
+    @staticmethod
+    def _reject(chunk, line, column, reason, raw):
+        chunk.invalid += 1
+        chunk.errors.append((line, column, reason, raw))

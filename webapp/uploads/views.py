@@ -1,0 +1,107 @@
+import csv
+import io
+
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, stream_with_context, url_for
+from flask_login import current_user
+from redis.exceptions import RedisError
+
+from webapp.extensions import db
+from webapp.models import RowError, Upload, UploadStatus
+from webapp.queueing import enqueue_ingest
+from webapp.spreadsheet import safe_cell
+from webapp.uploads.forms import UploadForm
+from webapp.uploads.storage import FileRefused, store_upload
+
+blueprint = Blueprint("uploads", __name__, url_prefix="/uploads")
+
+PAGE_SIZE = 50
+ERRORS_SHOWN = 20
+
+
+@blueprint.get("/")
+def index():
+    status = request.args.get("status")
+    if status and status not in UploadStatus.ACTIVE + UploadStatus.FINISHED:
+        abort(400, f"Unknown status {status!r}.")
+    query = db.select(Upload).order_by(Upload.id.desc()).limit(PAGE_SIZE + 1)
+    if status:
+        query = query.filter_by(status=status)
+    before = request.args.get("before", type=int)
+    if before:
+        query = query.where(Upload.id < before)
+    uploads = db.session.scalars(query).all()
+    next_before = uploads[PAGE_SIZE - 1].id if len(uploads) > PAGE_SIZE else None
+    return render_template("uploads/index.html", uploads=uploads[:PAGE_SIZE], status=status,
+                           next_before=next_before)
+
+
+@blueprint.route("/new", methods=["GET", "POST"])
+def new():
+    form = UploadForm()
+    if not form.validate_on_submit():
+        return render_template("uploads/new.html", form=form)
+    files = form.chosen_files()
+    if not files:
+        form.files.errors.append("Choose at least one CSV file.")
+        return render_template("uploads/new.html", form=form), 400
+    uploads, refused = [], []
+    for file in files:
+        try:
+            uploads.append(store_upload(file, current_user.id, form.on_duplicate.data, form.validate_only.data))
+        except FileRefused as error:
+            db.session.rollback()
+            refused.append(f"{file.filename}: {error}")
+    queue_uploads(uploads)
+    if refused:
+        form.files.errors.extend(refused)
+        return render_template("uploads/new.html", form=form), 400
+    if len(uploads) == 1:
+        return redirect(url_for("uploads.show", upload_id=uploads[0].id), code=303)
+    return redirect(url_for("uploads.index"), code=303)
+
+
+def queue_uploads(uploads):
+    for upload in uploads:
+        try:
+            enqueue_ingest(upload.id)
+        except RedisError:
+            flash(f"{upload.filename} is stored but the job queue is unreachable; "
+                  "it will start as soon as the queue is back.", "error")
+            continue
+        flash(f"{upload.filename} is queued.", "info")
+
+
+def get_upload(upload_id):
+    return db.session.get(Upload, upload_id) or abort(404)
+
+
+@blueprint.get("/<int:upload_id>")
+def show(upload_id):
+    upload = get_upload(upload_id)
+    row_errors = db.session.scalars(db.select(RowError).filter_by(upload_id=upload.id)
+                                    .order_by(RowError.line, RowError.id).limit(ERRORS_SHOWN)).all()
+    return render_template("uploads/show.html", upload=upload, row_errors=row_errors)
+
+
+@blueprint.get("/<int:upload_id>/errors.csv")
+def errors_csv(upload_id):
+    upload = get_upload(upload_id)
+    query = (db.select(RowError.line, RowError.column_name, RowError.reason, RowError.raw_line)
+             .filter_by(upload_id=upload.id).order_by(RowError.line, RowError.id)
+             .execution_options(yield_per=2000))
+
+    def lines():
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(["line", "column", "reason", "raw_line"])
+        for row in db.session.execute(query):
+            writer.writerow([row.line, *(safe_cell(value) for value in row[1:])])
+            if buffer.tell() > 64 * 1024:
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+        yield buffer.getvalue()
+
+    filename = f"upload-{upload.id}-errors.csv"
+    return Response(stream_with_context(lines()), mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})

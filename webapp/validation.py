@@ -1,0 +1,61 @@
+"""What a valid record is. The CSV job, the record form and the JSON API all
+ask this module; no other place decides."""
+import re
+
+FIELDS = ("email", "first_name", "last_name", "phone", "company", "city", "country")
+MAX_FIELD_LENGTH = 1000
+MAX_EMAIL_LENGTH = 254
+
+# Local part: the characters RFC 5322 allows unquoted, plus any non-ASCII
+# letter (RFC 6531); dots only between characters. Domain: labels of letters
+# (any script), digits and inner hyphens; the last label is not all digits.
+_LOCAL = r"[\w!#$%&'*+/=?^`{|}~-]+(?:\.[\w!#$%&'*+/=?^`{|}~-]+)*"
+_LABEL = r"[^\W_](?:[\w-]{0,61}[^\W_])?"
+EMAIL = re.compile(rf"{_LOCAL}@(?:{_LABEL}\.)+(?!\d+$){_LABEL}")
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def normalize_email(email):
+    """The form uniqueness is decided on: trimmed and lower-cased."""
+    return email.strip().lower()
+
+
+def email_problem(email):
+    """Why `email` is not a usable address, or None."""
+    address = email.strip()
+    if not address:
+        return "email is missing"
+    if len(address) > MAX_EMAIL_LENGTH:
+        return f"email is longer than {MAX_EMAIL_LENGTH} characters"
+    if "@" in address and len(address.rsplit("@", 1)[0]) > 64:
+        return "the part before @ is longer than 64 characters"
+    if not EMAIL.fullmatch(address):
+        return f"{address!r} is not a valid email address"
+    return None
+
+
+def value_problem(value):
+    """Why a field value cannot be stored, or None."""
+    if len(value) > MAX_FIELD_LENGTH:
+        return f"longer than {MAX_FIELD_LENGTH} characters ({len(value):,})"
+    if CONTROL_CHARACTERS.search(value):
+        return "contains a control character (such as NUL)"
+    return None
+
+
+def record_problems(values):
+    """[(field, reason), …] for a record given as {field: value}; empty when valid.
+
+    Unknown fields are allowed (they are kept as extra columns) and checked
+    like any other value.
+    """
+    problems = []
+    for field, value in values.items():
+        reason = value_problem(value or "")
+        if reason:
+            problems.append((field, reason))
+    if not any(field == "email" for field, _ in problems):
+        reason = email_problem(values.get("email") or "")
+        if reason:
+            problems.append(("email", reason))
+    return problems

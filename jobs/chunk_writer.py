@@ -12,6 +12,7 @@ from webapp.validation import FIELDS
 # COPY; the chunk is then simply tried again, and the look-up sees it.
 RACE_ERRORS = (errors.UniqueViolation, errors.DeadlockDetected)
 MAX_ATTEMPTS = 10
+COPY_COLUMN_LIST = sql.SQL(", ").join(map(sql.Identifier, COPY_COLUMNS))
 
 
 @dataclass
@@ -80,8 +81,7 @@ class ChunkWriter:
     def _copy(self, table, lines):
         if not lines:
             return 0
-        statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
-            sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, COPY_COLUMNS)))
+        statement = sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(table), COPY_COLUMN_LIST)
         with self.connection.cursor().copy(statement) as copy:
             copy.write("".join(lines))
         return len(lines)
@@ -90,8 +90,9 @@ class ChunkWriter:
         if not lines:
             return 0
         if not self._staging_ready:
-            self.connection.execute("CREATE TEMP TABLE IF NOT EXISTS ingest_staging "
-                                    "(LIKE records INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
+            self.connection.execute(sql.SQL(
+                "CREATE TEMP TABLE IF NOT EXISTS ingest_staging ON COMMIT DELETE ROWS AS "
+                "SELECT {} FROM records WITH NO DATA").format(COPY_COLUMN_LIST))
             self._staging_ready = True
         self._copy("ingest_staging", lines)
         assignments = [sql.SQL("{0} = staged.{0}").format(sql.Identifier(name)) for name in self.update_columns]
@@ -110,4 +111,5 @@ class ChunkWriter:
         with self.report_connection.cursor().copy(
                 "COPY row_errors (upload_id, line, column_name, reason, raw_line) FROM STDIN") as copy:
             for line, column, reason, raw in row_errors:
-                copy.write_row((self.upload_id, line, column, reason, raw))
+                # PostgreSQL text cannot hold NUL; the report shows U+FFFD in its place.
+                copy.write_row((self.upload_id, line, column, reason, raw.replace("\x00", "\ufffd")))

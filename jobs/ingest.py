@@ -109,6 +109,8 @@ class Ingest:
                 written = writer.write(chunk)
                 cancel = self.save_progress(chunk, written, self.control, checkpoint=True)
             self.events.changed(UploadStatus.RUNNING)
+            if chunk.unreadable_rest:
+                raise chunk.unreadable_rest
             if cancel:
                 return self.finish(UploadStatus.CANCELLED)
         return self.finish(UploadStatus.COMPLETED)
@@ -126,6 +128,8 @@ class Ingest:
                 problems += chunk.invalid + written.duplicates_in_file + written.duplicates_existing
                 cancelled = self.save_progress(chunk, written, self.control, checkpoint=False)
                 self.events.changed(UploadStatus.RUNNING)
+                if chunk.unreadable_rest:
+                    raise chunk.unreadable_rest
                 if cancelled:
                     break
             if cancelled or problems or validate_only:
@@ -204,9 +208,10 @@ def record_failure(job, connection, exc_type, exc_value, traceback):
     final = not job.retries_left
     reason = f"the worker kept failing ({summary})" if final else f"attempt failed, retrying ({summary})"
     with psycopg.connect(current_app.config["DATABASE_URL"], autocommit=True) as control:
+        # Only an unfinished upload: a stale copy of a job that was resumed elsewhere may fail late.
         control.execute(
             "UPDATE uploads SET failure_reason = %s, status = CASE WHEN %s THEN %s ELSE status END, "
-            "finished_at = CASE WHEN %s THEN now() ELSE finished_at END WHERE id = %s",
-            (reason, final, UploadStatus.FAILED, final, upload_id))
+            "finished_at = CASE WHEN %s THEN now() ELSE finished_at END WHERE id = %s AND status = ANY(%s)",
+            (reason, final, UploadStatus.FAILED, final, upload_id, list(UploadStatus.ACTIVE)))
     if final:
         UploadEvents(connection, upload_id, log).changed(UploadStatus.FAILED, final=True)

@@ -43,6 +43,7 @@ class Chunk:
     invalid: int = 0
     duplicates: int = 0
     bytes_read: int = 0
+    unreadable_rest: UnterminatedQuote | None = None    # the file ends here, broken
 
 
 def copy_cell(value):
@@ -85,7 +86,7 @@ class RowReader:
 
     def __init__(self, text, delimiter, upload_id):
         self.tap = LineTap(text)
-        self.reader = csv.reader(self.tap, delimiter=delimiter)
+        self.reader = csv.reader(self.tap, delimiter=delimiter, strict=True)
         self.header = Header(next(self.reader, []))
         self.tap.drain()
         self.upload_id = upload_id
@@ -108,17 +109,25 @@ class RowReader:
 
     def fill(self, chunk, size, position):
         """Read up to `size` records into `chunk`; False once the file is used up."""
+        try:
+            return self._fill(chunk, size)
+        finally:
+            chunk.bytes_read = position()
+
+    def _fill(self, chunk, size):
         while chunk.records < size:
             try:
                 line, fields, raw = self._next_record()
             except StopIteration:
+                return False
+            except UnterminatedQuote as error:
+                chunk.unreadable_rest = error
                 return False
             chunk.records += 1
             if fields == []:
                 continue
             chunk.lines += 1
             self._take(chunk, line, fields, raw)
-        chunk.bytes_read = position()
         return True
 
     def _take(self, chunk, line, fields, raw):

@@ -99,22 +99,22 @@ def client(app, operator):
     return client
 
 
-class WorkerProcess:
-    """A real `rq worker` process, as the Procfile starts it."""
+class ChildProcess:
+    """A real process as the Procfile starts it, with its output in `log`."""
 
-    def __init__(self, queues=("ingest",)):
-        self.queues = queues
+    def __init__(self, argv, log):
+        self.argv = argv
+        self.log = log
         self.process = None
 
     def start(self):
-        command = [sys.executable, "-m", "rq.cli", "worker", "--worker-class", "jobs.worker.AppWorker",
-                   "--url", os.environ["REDIS_URL"], "--with-scheduler", *self.queues]
-        self.process = subprocess.Popen(command, cwd=ROOT, start_new_session=True,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with open(self.log, "ab") as output:
+            self.process = subprocess.Popen(self.argv, cwd=ROOT, start_new_session=True,
+                                            stdout=output, stderr=subprocess.STDOUT)
         return self
 
     def kill(self):
-        """kill -9 the worker and its work horse, as a crash would."""
+        """kill -9 the process and its children (an RQ work horse), as a crash would."""
         try:
             os.killpg(self.process.pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -126,8 +126,30 @@ class WorkerProcess:
             self.kill()
 
 
+def worker_process(log):
+    return ChildProcess([sys.executable, "-m", "rq.cli", "worker", "--worker-class", "jobs.worker.AppWorker",
+                         "--url", os.environ["REDIS_URL"], "--with-scheduler", "ingest", "maintenance"], log)
+
+
+def scheduler_process(log):
+    return ChildProcess([sys.executable, "-m", "jobs.scheduler"], log)
+
+
 @pytest.fixture
-def worker(app):
-    process = WorkerProcess().start()
-    yield process
-    process.stop()
+def start_process(tmp_path):
+    """start_process(factory) starts a ChildProcess; all are stopped after the test."""
+    started = []
+
+    def start(factory):
+        process = factory(tmp_path / f"{factory.__name__}-{len(started)}.log").start()
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+@pytest.fixture
+def worker(app, start_process):
+    return start_process(worker_process)

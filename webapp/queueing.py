@@ -5,6 +5,7 @@ from redis import Redis
 from rq import Callback, Queue, Retry
 
 INGEST_QUEUE = "ingest"
+MAINTENANCE_QUEUE = "maintenance"
 # Large files take minutes, not hours; a job that runs this long is stuck.
 INGEST_JOB_TIMEOUT = 6 * 3600
 
@@ -21,12 +22,16 @@ def ingest_queue():
     return Queue(INGEST_QUEUE, connection=redis_connection())
 
 
+def ingest_job_id(upload_id):
+    return f"ingest-{upload_id}"
+
+
 def enqueue_ingest(upload_id):
     """Queue the ingest of an upload; a dead worker's job is retried from its checkpoint."""
     config = current_app.config
     return ingest_queue().enqueue(
         "jobs.ingest.ingest_upload", upload_id,
-        job_id=f"ingest-{upload_id}",
+        job_id=ingest_job_id(upload_id),
         job_timeout=INGEST_JOB_TIMEOUT,
         retry=Retry(max=config["INGEST_RETRIES"], interval=[1, 5, 15, 30, 60]),
         on_failure=Callback("jobs.ingest.record_failure"),

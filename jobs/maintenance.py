@@ -1,0 +1,51 @@
+"""Periodic jobs that keep Intake tidy, run by the scheduler process."""
+import logging
+
+import psycopg
+from flask import current_app
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
+
+from jobs.ingest import LOCK_SPACE
+from webapp.models import UploadStatus
+from webapp.queueing import enqueue_ingest, ingest_job_id, redis_connection
+
+log = logging.getLogger(__name__)
+
+# Jobs in these states will run without help.
+WILL_RUN = (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED)
+
+
+def resume_stalled_uploads():
+    """Re-enqueue uploads that are queued or running but that no worker holds:
+    their worker died, or Redis lost the job. They resume from their checkpoint."""
+    config = current_app.config
+    resumed = []
+    with psycopg.connect(config["DATABASE_URL"], autocommit=True) as connection:
+        stalled = connection.execute(
+            "SELECT id FROM uploads WHERE status = ANY(%s) "
+            "AND coalesce(heartbeat_at, created_at) < now() - make_interval(secs => %s) ORDER BY id",
+            (list(UploadStatus.ACTIVE), config["REAPER_SECONDS"])).fetchall()
+        for (upload_id,) in stalled:
+            if not _held_by_a_worker(connection, upload_id) and not _will_run(upload_id):
+                enqueue_ingest(upload_id)
+                resumed.append(upload_id)
+    if resumed:
+        log.warning("resumed stalled uploads %s", resumed)
+    return resumed
+
+
+def _held_by_a_worker(connection, upload_id):
+    """A live ingest holds the upload's advisory lock; a dead one's went with its connection."""
+    free = connection.execute("SELECT pg_try_advisory_lock(%s, %s)", (LOCK_SPACE, upload_id)).fetchone()[0]
+    if free:
+        connection.execute("SELECT pg_advisory_unlock(%s, %s)", (LOCK_SPACE, upload_id))
+    return not free
+
+
+def _will_run(upload_id):
+    try:
+        job = Job.fetch(ingest_job_id(upload_id), connection=redis_connection())
+    except NoSuchJobError:
+        return False
+    return job.get_status() in WILL_RUN

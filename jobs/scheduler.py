@@ -1,0 +1,45 @@
+"""The scheduler process: registers Intake's periodic jobs, then runs rq-scheduler.
+
+    python -m jobs.scheduler
+
+Registration replaces the jobs by their fixed ids, so a restart never adds a
+second copy. Run exactly one scheduler.
+"""
+import logging
+from datetime import datetime, timezone
+
+from rq_scheduler import Scheduler
+
+from webapp import create_app
+from webapp.queueing import MAINTENANCE_QUEUE, redis_connection
+
+log = logging.getLogger(__name__)
+
+
+def periodic_jobs(config):
+    """(job id, function, seconds between runs)."""
+    return [
+        ("periodic-resume-stalled-uploads", "jobs.maintenance.resume_stalled_uploads",
+         max(1, config["REAPER_SECONDS"] // 2)),
+    ]
+
+
+def register(scheduler, config):
+    for job_id, function, interval in periodic_jobs(config):
+        scheduler.cancel(job_id)
+        scheduler.schedule(datetime.now(timezone.utc), function, id=job_id, interval=interval,
+                           queue_name=MAINTENANCE_QUEUE, result_ttl=600)
+        log.info("every %s s: %s", interval, function)
+
+
+def main():
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s scheduler %(levelname)s %(message)s")
+    app = create_app()
+    with app.app_context():
+        scheduler = Scheduler(connection=redis_connection(), interval=1)
+        register(scheduler, app.config)
+        scheduler.run()
+
+
+if __name__ == "__main__":
+    main()

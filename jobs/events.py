@@ -1,10 +1,9 @@
 """Publishes "upload N changed" events, a few a second at most per upload."""
-import json
 import time
 
 from redis.exceptions import RedisError
 
-from webapp.events import UPLOAD_EVENTS
+from webapp.events import publish
 
 MIN_INTERVAL = 0.2
 
@@ -23,7 +22,6 @@ class UploadEvents:
             return
         self._last = now
         try:
-            self.redis.publish(UPLOAD_EVENTS, json.dumps({"upload_id": self.upload_id, "status": status}))
+            publish(self.redis, self.upload_id, status)
         except RedisError as error:
-            # Events are a convenience: pages re-read PostgreSQL, so a lost one loses nothing.
             self.log.warning("could not publish progress of upload %s: %s", self.upload_id, error)

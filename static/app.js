@@ -37,3 +37,39 @@ document.addEventListener("DOMContentLoaded", function () {
     if (tooLarge()) { event.preventDefault(); message.hidden = false; }
   });
 });
+
+// Live updates: the htmx ws extension keeps a socket open on #live. When it
+// cannot open or keeps failing, poll the same fragments every 2 s instead, and
+// say so; when the socket comes back, stop polling.
+(function () {
+  var failures = 0;
+  var poller = null;
+
+  function banner(show) {
+    var paused = document.getElementById("live-paused");
+    if (paused) paused.hidden = !show;
+  }
+  function startPolling() {
+    var live = document.getElementById("live");
+    if (poller || !live) return;
+    poller = document.createElement("div");
+    poller.setAttribute("hx-get", live.dataset.pollUrl);
+    poller.setAttribute("hx-trigger", "load, every 2s");
+    poller.setAttribute("hx-swap", "none");
+    live.after(poller);
+    htmx.process(poller);
+    banner(true);
+  }
+  function stopPolling() {
+    failures = 0;
+    if (poller) { poller.remove(); poller = null; }
+    banner(false);
+  }
+  function failed() {
+    failures += 1;
+    if (failures >= 2) startPolling();
+  }
+  document.addEventListener("htmx:wsOpen", stopPolling);
+  document.addEventListener("htmx:wsError", failed);
+  document.addEventListener("htmx:wsClose", failed);
+})();

@@ -20,13 +20,15 @@ def create_app(config=None):
     sock.init_app(app)
     login_manager.init_app(app)
 
-    from webapp import auth, cli, dashboard, errors, health, navigation, uploads
+    from webapp import auth, cli, dashboard, errors, formatting, health, live, navigation, uploads
     app.register_blueprint(auth.blueprint)
     app.register_blueprint(dashboard.blueprint)
     app.register_blueprint(health.blueprint)
     app.register_blueprint(uploads.blueprint)
+    app.register_blueprint(live.blueprint)
     errors.register(app)
     navigation.register(app)
+    formatting.register(app)
     cli.register(app)
     # After the blueprints: an anonymous request is sent to log in before its CSRF token is checked.
     csrf.init_app(app)

@@ -23,6 +23,10 @@ def register(app):
     def bad_request(error):
         return _page(400, "Bad request", getattr(error, "description", "The request was not understood."))
 
+    @app.errorhandler(401)
+    def unauthorized(error):
+        return _page(401, "Log in first", "This address needs a logged-in operator.")
+
     @app.errorhandler(404)
     def not_found(error):
         return _page(404, "Not found", "There is nothing at this address.")

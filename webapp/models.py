@@ -81,6 +81,33 @@ class Upload(db.Model):
         return self.duplicates_in_file + self.duplicates_existing
 
     @property
+    def elapsed_seconds(self):
+        if not self.started_at:
+            return 0.0
+        return ((self.finished_at or utcnow()) - self.started_at).total_seconds()
+
+    @property
+    def rows_per_second(self):
+        elapsed = self.elapsed_seconds
+        return self.lines_read / elapsed if elapsed > 0 else 0.0
+
+    @property
+    def eta_seconds(self):
+        """Seconds left at the rate so far; None when there is no rate yet."""
+        elapsed = self.elapsed_seconds
+        if self.status != UploadStatus.RUNNING or not self.bytes_processed or elapsed <= 0:
+            return None
+        return (self.size_bytes - self.bytes_processed) / (self.bytes_processed / elapsed)
+
+    @property
+    def can_cancel(self):
+        return self.status in UploadStatus.ACTIVE
+
+    @property
+    def can_retry(self):
+        return self.status in (UploadStatus.FAILED, UploadStatus.CANCELLED)
+
+    @property
     def percent(self):
         if self.status == UploadStatus.COMPLETED:
             return 100

@@ -1,6 +1,6 @@
 from urllib.parse import urlsplit
 
-from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
 from webapp.auth.forms import LoginForm
@@ -25,6 +25,8 @@ def load_operator(operator_id):
 def require_login():
     if request.endpoint in PUBLIC_ENDPOINTS or current_user.is_authenticated:
         return None
+    if request.headers.get("Upgrade", "").lower() == "websocket":
+        abort(401)  # a socket cannot follow a redirect to the login page
     return login_manager.unauthorized()
 
 

@@ -5,17 +5,18 @@ from flask import Blueprint, Response, abort, flash, redirect, render_template, 
 from flask_login import current_user
 from redis.exceptions import RedisError
 
+from webapp.events import publish_change
 from webapp.extensions import db
-from webapp.models import RowError, Upload, UploadStatus
+from webapp.models import RowError, Upload, UploadStatus, utcnow
 from webapp.queueing import enqueue_ingest
 from webapp.spreadsheet import safe_cell
 from webapp.uploads.forms import UploadForm
+from webapp.uploads.fragments import first_row_errors, upload_fragments
 from webapp.uploads.storage import FileRefused, store_upload
 
 blueprint = Blueprint("uploads", __name__, url_prefix="/uploads")
 
 PAGE_SIZE = 50
-ERRORS_SHOWN = 20
 
 
 @blueprint.get("/")
@@ -78,9 +79,42 @@ def get_upload(upload_id):
 @blueprint.get("/<int:upload_id>")
 def show(upload_id):
     upload = get_upload(upload_id)
-    row_errors = db.session.scalars(db.select(RowError).filter_by(upload_id=upload.id)
-                                    .order_by(RowError.line, RowError.id).limit(ERRORS_SHOWN)).all()
-    return render_template("uploads/show.html", upload=upload, row_errors=row_errors)
+    return render_template("uploads/show.html", upload=upload, row_errors=first_row_errors(upload))
+
+
+@blueprint.post("/<int:upload_id>/cancel")
+def cancel(upload_id):
+    """A queued upload stops at once; a running one after the chunk it is writing."""
+    upload = get_upload(upload_id)
+    if upload.can_cancel:
+        upload.cancel_requested = True
+        if upload.status == UploadStatus.QUEUED:
+            upload.status = UploadStatus.CANCELLED
+            upload.finished_at = utcnow()
+        db.session.commit()
+        publish_change(upload.id, upload.status)
+    return after_action(upload)
+
+
+@blueprint.post("/<int:upload_id>/retry")
+def retry(upload_id):
+    """Queue a failed or cancelled upload again; it resumes from its checkpoint."""
+    upload = get_upload(upload_id)
+    if upload.can_retry:
+        upload.status = UploadStatus.QUEUED
+        upload.cancel_requested = False
+        upload.failure_reason = None
+        upload.finished_at = None
+        db.session.commit()
+        queue_uploads([upload])
+        publish_change(upload.id, upload.status)
+    return after_action(upload)
+
+
+def after_action(upload):
+    if request.headers.get("HX-Request"):
+        return upload_fragments(upload)
+    return redirect(url_for("uploads.show", upload_id=upload.id), code=303)
 
 
 @blueprint.get("/<int:upload_id>/errors.csv")

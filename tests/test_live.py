@@ -1,0 +1,135 @@
+"""The WebSocket feed, with a real websockets client against a real server."""
+import re
+import threading
+import time
+
+import pytest
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import connect
+
+from tests.browser import live_server  # noqa: F401 (fixture)
+from tests.conftest import log_in, wait_until
+from tests.ingest_helpers import finished, upload_file
+from webapp.events import publish
+from webapp.extensions import db
+from webapp.models import Upload
+from webapp.queueing import redis_connection
+
+
+@pytest.fixture
+def session_cookie(app, client):
+    return "session=" + client.get_cookie("session").value
+
+
+def socket(live_server, cookie, query, origin=None):
+    url = live_server.replace("http", "ws", 1) + "/ws?" + query
+    return connect(url, additional_headers={"Cookie": cookie}, origin=origin or live_server, open_timeout=10,
+                   close_timeout=2)
+
+
+def counter(html, name):
+    match = re.search(rf'data-counter="{name}">([\d,]+)<', html)
+    return int(match.group(1).replace(",", "")) if match else None
+
+
+def test_anonymous_sockets_are_refused(live_server):
+    with pytest.raises(InvalidStatus) as refused:
+        socket(live_server, "", "view=dashboard")
+    assert refused.value.response.status_code == 401
+
+
+def test_a_foreign_origin_is_refused_with_a_close_code(live_server, session_cookie):
+    with socket(live_server, session_cookie, "view=dashboard", origin="https://evil.example") as ws:
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=10)
+    assert closed.value.rcvd.code == 1008
+
+
+def test_connecting_brings_the_page_up_to_date(live_server, session_cookie, client):
+    upload_id = upload_file(client, "a.csv", b"email\na@example.com\n")
+    db.session.execute(db.update(Upload).where(Upload.id == upload_id).values(lines_read=7, status="running"))
+    db.session.commit()
+    with socket(live_server, session_cookie, f"view=upload&id={upload_id}") as ws:
+        first = ws.recv(timeout=10)
+    assert f'id="upload-{upload_id}-progress" hx-swap-oob="true"' in first
+    assert counter(first, "lines") == 7
+
+
+def test_a_burst_of_events_is_throttled_but_ends_on_the_final_state(live_server, session_cookie, client):
+    upload_id = upload_file(client, "a.csv", b"email\na@example.com\n")
+    with socket(live_server, session_cookie, f"view=upload&id={upload_id}") as ws:
+        ws.recv(timeout=10)
+        redis = redis_connection()
+        for lines in range(1, 201):
+            db.session.execute(db.update(Upload).where(Upload.id == upload_id).values(lines_read=lines))
+            db.session.commit()
+            publish(redis, upload_id, "running")
+        received = []
+        started = time.monotonic()
+        while not received or counter(received[-1], "lines") != 200:
+            received.append(ws.recv(timeout=10))
+        elapsed = time.monotonic() - started
+    assert len(received) < 50, "200 events should not become 200 messages"
+    assert counter(received[-1], "lines") == 200
+    assert elapsed < 30
+
+
+def test_a_real_ingest_streams_to_the_socket_until_completed(live_server, session_cookie, client, worker):
+    content = b"email\n" + b"".join(b"w%d@example.com\n" % number for number in range(20_000))
+    upload_id = upload_file(client, "w.csv", content)
+    with socket(live_server, session_cookie, f"view=upload&id={upload_id}") as ws:
+        messages = []
+        while not messages or "status-completed" not in messages[-1]:
+            messages.append(ws.recv(timeout=60))
+    assert counter(messages[-1], "inserted") == 20_000
+    assert finished(upload_id).rows_inserted == 20_000
+
+
+def test_the_uploads_list_and_dashboard_get_their_own_fragments(live_server, session_cookie, client):
+    upload_id = upload_file(client, "a.csv", b"email\na@example.com\n")
+    with socket(live_server, session_cookie, f"view=uploads&ids={upload_id}") as ws:
+        assert f'<tr id="upload-row-{upload_id}" hx-swap-oob="true"' in ws.recv(timeout=10)
+    with socket(live_server, session_cookie, "view=dashboard") as ws:
+        assert 'id="dashboard-active" hx-swap-oob="true"' in ws.recv(timeout=10)
+
+
+def test_polling_serves_the_same_fragments(client):
+    upload_id = upload_file(client, "a.csv", b"email\na@example.com\n")
+    html = client.get(f"/live/poll?view=upload&id={upload_id}").get_data(as_text=True)
+    assert f'id="upload-{upload_id}-progress" hx-swap-oob="true"' in html
+    assert client.get("/live/poll?view=nonsense").status_code == 400
+    assert client.get("/live/poll?view=uploads&ids=1,x").status_code == 400
+
+
+def test_cancel_and_retry_on_a_real_worker(client, start_process, monkeypatch):
+    from tests.conftest import csrf_token, worker_process
+    monkeypatch.setenv("INGEST_CHUNK_ROWS", "1000")
+    content = b"email\n" + b"".join(b"c%d@example.com\n" % number for number in range(300_000))
+    upload_id = upload_file(client, "c.csv", content)
+    start_process(worker_process)
+    wait_until(lambda: checkpoint(upload_id) > 0, message="first chunk")
+    token = csrf_token(client, f"/uploads/{upload_id}")
+    assert client.post(f"/uploads/{upload_id}/cancel", data={"csrf_token": token}).status_code == 303
+    cancelled = finished(upload_id)
+    assert cancelled.status == "cancelled" and 0 < cancelled.rows_inserted < 300_000
+    page = client.get(f"/uploads/{upload_id}").get_data(as_text=True)
+    assert "Retry from where it stopped" in page
+    response = client.post(f"/uploads/{upload_id}/retry", data={"csrf_token": token},
+                           headers={"HX-Request": "true"})
+    assert f'id="upload-{upload_id}-progress" hx-swap-oob="true"' in response.get_data(as_text=True)
+    done = finished(upload_id)
+    assert (done.status, done.rows_inserted, done.duplicates) == ("completed", 300_000, 0)
+
+
+def checkpoint(upload_id):
+    db.session.expire_all()
+    return db.session.get(Upload, upload_id).checkpoint_records
+
+
+def test_cancel_while_queued_stops_at_once(client):
+    from tests.conftest import csrf_token
+    upload_id = upload_file(client, "q.csv", b"email\na@example.com\n")
+    token = csrf_token(client, f"/uploads/{upload_id}")
+    client.post(f"/uploads/{upload_id}/cancel", data={"csrf_token": token})
+    assert finished(upload_id).status == "cancelled"
+    assert client.post(f"/uploads/{upload_id}/cancel").status_code == 400  # no CSRF token

@@ -22,7 +22,7 @@ def test_login_lands_on_the_dashboard(app, operator):
 def test_wrong_password_and_unknown_email_get_the_same_message(app, operator, email, password):
     client = app.test_client()
     response = log_in(client, email, password)
-    assert response.status_code == 200
+    assert response.status_code == 401
     assert WRONG in response.get_data(as_text=True)
     assert client.get("/").status_code == 302
 

@@ -20,7 +20,7 @@ def create_app(config=None):
     sock.init_app(app)
     login_manager.init_app(app)
 
-    from webapp import auth, cli, dashboard, errors, formatting, health, live, navigation, uploads
+    from webapp import auth, cli, dashboard, errors, formatting, health, live, navigation, security, uploads
     app.register_blueprint(auth.blueprint)
     app.register_blueprint(dashboard.blueprint)
     app.register_blueprint(health.blueprint)
@@ -29,6 +29,7 @@ def create_app(config=None):
     errors.register(app)
     navigation.register(app)
     formatting.register(app)
+    security.register(app)
     cli.register(app)
     # After the blueprints: an anonymous request is sent to log in before its CSRF token is checked.
     csrf.init_app(app)

@@ -7,6 +7,7 @@ from sqlalchemy.exc import IntegrityError
 
 from webapp.extensions import db
 from webapp.models import Operator
+from webapp.validation import normalize_email
 
 operators = AppGroup("operators", help="Manage the operators who can log in.")
 
@@ -17,7 +18,7 @@ operators = AppGroup("operators", help="Manage the operators who can log in.")
               help="Asked for when left out.")
 def create_operator(email, password):
     """Create an operator who can log in with EMAIL and PASSWORD."""
-    operator = Operator(email=email.strip().lower())
+    operator = Operator(email=normalize_email(email))
     operator.set_password(password)
     db.session.add(operator)
     try:

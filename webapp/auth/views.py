@@ -3,9 +3,11 @@ from urllib.parse import urlsplit
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
+from webapp.auth import throttle
 from webapp.auth.forms import LoginForm
 from webapp.extensions import db, login_manager
 from webapp.models import Operator
+from webapp.validation import normalize_email
 
 blueprint = Blueprint("auth", __name__)
 
@@ -47,15 +49,22 @@ def start_new_session():
 @blueprint.route("/login", methods=["GET", "POST"])
 def login():
     form = LoginForm()
-    if form.validate_on_submit():
-        email = form.email.data.strip().lower()
-        operator = db.session.scalar(db.select(Operator).filter_by(email=email))
-        if operator and operator.check_password(form.password.data):
-            start_new_session()
-            login_user(operator)
-            return redirect(safe_next(request.args.get("next")), code=303)
-        flash("Wrong email or password.", "error")
-    return render_template("auth/login.html", form=form)
+    if not form.validate_on_submit():
+        return render_template("auth/login.html", form=form)
+    email, address = normalize_email(form.email.data), request.remote_addr
+    wait = throttle.seconds_blocked(email, address)
+    if wait:
+        flash(f"Too many failed attempts. Try again in {max(1, round(wait / 60))} minute(s).", "error")
+        return render_template("auth/login.html", form=form), 429
+    operator = db.session.scalar(db.select(Operator).filter_by(email=email))
+    if operator and operator.check_password(form.password.data):
+        throttle.clear(email)
+        start_new_session()
+        login_user(operator)
+        return redirect(safe_next(request.args.get("next")), code=303)
+    throttle.record_failure(email, address)
+    flash("Wrong email or password.", "error")
+    return render_template("auth/login.html", form=form), 401
 
 
 @blueprint.post("/logout")

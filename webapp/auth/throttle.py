@@ -9,8 +9,12 @@ MAX_FAILURES = 5
 WINDOW = 15 * 60
 
 
+def _email_key(email):
+    return f"intake:login-failures:email:{email}"
+
+
 def _keys(email, address):
-    return [f"intake:login-failures:email:{email}", f"intake:login-failures:address:{address}"]
+    return [_email_key(email), f"intake:login-failures:address:{address}"]
 
 
 def seconds_blocked(email, address):
@@ -36,6 +40,6 @@ def record_failure(email, address):
 
 def clear(email):
     try:
-        redis_connection().delete(_keys(email, "")[0])
+        redis_connection().delete(_email_key(email))
     except RedisError:
         pass

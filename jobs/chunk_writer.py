@@ -27,12 +27,12 @@ class ChunkWriter:
     """Records go through `connection`; row errors through `report_connection`,
     which is the same one unless the file is stored all-or-nothing."""
 
-    def __init__(self, connection, report_connection, upload_id, on_duplicate, header):
+    def __init__(self, connection, report_connection, upload_id, on_duplicate, update_columns=FIELDS):
         self.connection = connection
         self.report_connection = report_connection
         self.upload_id = upload_id
         self.on_duplicate = on_duplicate
-        self.update_columns = [name for name in FIELDS if name in header.fields]
+        self.update_columns = update_columns
         self._staging_ready = False
 
     def write(self, chunk):
@@ -40,7 +40,7 @@ class ChunkWriter:
         for attempt in range(MAX_ATTEMPTS):
             try:
                 with self.connection.transaction():
-                    written, duplicate_errors = self._write_rows(chunk.rows)
+                    written, duplicate_errors = self._write_rows(chunk)
                 break
             except RACE_ERRORS:
                 if attempt == MAX_ATTEMPTS - 1:
@@ -50,17 +50,17 @@ class ChunkWriter:
         written.duplicates_in_file += chunk.duplicates
         return written
 
-    def _write_rows(self, rows):
-        existing = self._existing(list(rows))
+    def _write_rows(self, chunk):
+        existing = self._existing(list(chunk.rows))
         new, updates, duplicate_errors = [], [], []
         written = Written()
-        for email_norm, row in rows.items():
+        for email_norm, row in chunk.rows.items():
             holder = existing.get(email_norm)
             if holder is None:
                 new.append(row.copy_line)
             elif holder[0] == self.upload_id:
                 written.duplicates_in_file += 1
-                duplicate_errors.append((row.line, "email", f"duplicate of line {holder[1]} in this file", row.raw))
+                duplicate_errors.append((row.line, "email", chunk.duplicate_reason(holder[1]), row.raw))
             elif self.on_duplicate == "update":
                 updates.append(row.copy_line)
             else:

@@ -17,7 +17,8 @@ from redis import Redis
 
 from jobs.chunk_writer import ChunkWriter
 from jobs.events import UploadEvents
-from jobs.rows import Chunk, RowReader, UnterminatedQuote
+from jobs.progress import save_progress
+from jobs.rows import RowReader, UnterminatedQuote
 from jobs.source import PieceStream
 from webapp.csv_contract import text_stream
 from webapp.models import UploadStatus
@@ -27,15 +28,6 @@ log = logging.getLogger(__name__)
 # pg_try_advisory_lock(LOCK_SPACE, upload id) is held by whichever worker ingests the upload.
 LOCK_SPACE = 1
 READ_AHEAD_CHUNKS = 2
-
-SAVE_PROGRESS = """
-    UPDATE uploads SET lines_read = lines_read + %(lines)s, rows_inserted = rows_inserted + %(inserted)s,
-        rows_updated = rows_updated + %(updated)s, rows_invalid = rows_invalid + %(invalid)s,
-        duplicates_in_file = duplicates_in_file + %(duplicates_in_file)s,
-        duplicates_existing = duplicates_existing + %(duplicates_existing)s,
-        checkpoint_records = checkpoint_records + %(records)s,
-        bytes_processed = %(bytes_read)s, heartbeat_at = now()
-    WHERE id = %(upload_id)s RETURNING cancel_requested"""
 
 START_OVER = """
     UPDATE uploads SET lines_read = 0, rows_inserted = 0, rows_updated = 0, rows_invalid = 0,
@@ -63,7 +55,7 @@ class Ingest:
         self.events = events
         self.upload = control.execute(
             "SELECT status, cancel_requested, on_duplicate, validate_only, encoding, delimiter, "
-            "checkpoint_records FROM uploads WHERE id = %s", (upload_id,)).fetchone()
+            "checkpoint_records, source FROM uploads WHERE id = %s", (upload_id,)).fetchone()
 
     @property
     def all_or_nothing(self):
@@ -91,9 +83,9 @@ class Ingest:
     def ingest(self):
         with psycopg.connect(self.config["DATABASE_URL"], autocommit=True) as source_connection:
             source = PieceStream(source_connection, self.upload_id)
-            _, _, _, _, encoding, delimiter, checkpoint = self.upload
+            _, _, _, _, encoding, delimiter, checkpoint, origin = self.upload
             reader = RowReader(text_stream(io.BufferedReader(source, 1 << 20), encoding), delimiter,
-                               self.upload_id)
+                               self.upload_id, count_records=origin == "api")
             if not reader.header.has_email:
                 return self.finish(UploadStatus.FAILED, "the header has no email column")
             if self.all_or_nothing:
@@ -103,11 +95,11 @@ class Ingest:
 
     def store_chunk_by_chunk(self, reader, source):
         _, _, on_duplicate, *_ = self.upload
-        writer = ChunkWriter(self.control, self.control, self.upload_id, on_duplicate, reader.header)
+        writer = ChunkWriter(self.control, self.control, self.upload_id, on_duplicate, reader.update_columns)
         for chunk in self.chunks(reader, source):
             with self.control.transaction():
                 written = writer.write(chunk)
-                cancel = self.save_progress(chunk, written, self.control, checkpoint=True)
+                cancel = save_progress(self.control, self.upload_id, chunk, written, checkpoint=True)
             self.events.changed(UploadStatus.RUNNING)
             if chunk.unreadable_rest:
                 raise chunk.unreadable_rest
@@ -122,11 +114,12 @@ class Ingest:
         problems, cancelled = 0, False
         with psycopg.connect(self.config["DATABASE_URL"], autocommit=True) as records_connection, \
                 records_connection.transaction():
-            writer = ChunkWriter(records_connection, self.control, self.upload_id, on_duplicate, reader.header)
+            writer = ChunkWriter(records_connection, self.control, self.upload_id, on_duplicate,
+                                 reader.update_columns)
             for chunk in self.chunks(reader, source):
                 written = writer.write(chunk)
                 problems += chunk.invalid + written.duplicates_in_file + written.duplicates_existing
-                cancelled = self.save_progress(chunk, written, self.control, checkpoint=False)
+                cancelled = save_progress(self.control, self.upload_id, chunk, written, checkpoint=False)
                 self.events.changed(UploadStatus.RUNNING)
                 if chunk.unreadable_rest:
                     raise chunk.unreadable_rest
@@ -175,22 +168,13 @@ class Ingest:
         try:
             more = True
             while more and not stop.is_set():
-                chunk = Chunk()
+                chunk = reader.new_chunk()
                 more = reader.fill(chunk, self.config["INGEST_CHUNK_ROWS"], lambda: source.position)
                 if chunk.records:
                     hand_over(chunk)
             hand_over(None)
         except BaseException as error:  # handed to the writing thread, which raises it
             hand_over(error)
-
-    def save_progress(self, chunk, written, connection, checkpoint):
-        """Add the chunk to the upload's counters; True when a cancel was asked for."""
-        values = dict(lines=chunk.lines, inserted=written.inserted, updated=written.updated,
-                      invalid=chunk.invalid, duplicates_in_file=written.duplicates_in_file,
-                      duplicates_existing=written.duplicates_existing,
-                      records=chunk.records if checkpoint else 0, bytes_read=chunk.bytes_read,
-                      upload_id=self.upload_id)
-        return connection.execute(SAVE_PROGRESS, values).fetchone()[0]
 
     def finish(self, status, reason=None):
         self.control.execute("UPDATE uploads SET status = %s, failure_reason = %s, finished_at = now(), "

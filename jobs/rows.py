@@ -35,15 +35,41 @@ class Row:
 
 @dataclass
 class Chunk:
-    """What one chunk of the file holds; `records` counts every CSV record consumed."""
+    """What one chunk of the file holds; `records` counts every CSV record consumed.
+
+    Positions are file lines, or record numbers for API batches (`unit`).
+    """
+    unit: str = "line"
     records: int = 0
     lines: int = 0
     rows: dict = field(default_factory=dict)        # email_norm -> first Row with it
-    errors: list = field(default_factory=list)      # (line, column, reason, raw)
+    errors: list = field(default_factory=list)      # (position, column, reason, raw)
     invalid: int = 0
     duplicates: int = 0
     bytes_read: int = 0
     unreadable_rest: UnterminatedQuote | None = None    # the file ends here, broken
+
+    def take(self, position, values, extra, raw, upload_id):
+        """Validate one record and keep it, or note why not."""
+        problems = record_problems({**values, **extra})
+        if problems:
+            column, reason = problems[0]
+            return self.reject(position, column, reason, raw)
+        email_norm = normalize_email(values["email"])
+        first = self.rows.get(email_norm)
+        if first:
+            self.duplicates += 1
+            self.errors.append((position, "email", self.duplicate_reason(first.line), raw))
+            return None
+        self.rows[email_norm] = Row(position, copy_line(values, extra, upload_id, position), raw)
+        return None
+
+    def reject(self, position, column, reason, raw):
+        self.invalid += 1
+        self.errors.append((position, column, reason, raw))
+
+    def duplicate_reason(self, first_position):
+        return f"duplicate of {self.unit} {first_position} in this {'file' if self.unit == 'line' else 'batch'}"
 
 
 def copy_cell(value):
@@ -84,17 +110,33 @@ class LineTap:
 class RowReader:
     """Reads the records after the header; knows each one's starting line."""
 
-    def __init__(self, text, delimiter, upload_id):
+    def __init__(self, text, delimiter, upload_id, count_records=False):
         self.tap = LineTap(text)
         self.reader = csv.reader(self.tap, delimiter=delimiter, strict=True)
         self.header = Header(next(self.reader, []))
         self.tap.drain()
         self.upload_id = upload_id
         self.width = len(self.header.names)
+        # API batches number their records (1, 2, …) rather than the lines of the file.
+        self.count_records = count_records
+        self.record_number = 0
+
+    @property
+    def unit(self):
+        return "record" if self.count_records else "line"
+
+    @property
+    def update_columns(self):
+        """The fields an 'update' run overwrites: those the header has."""
+        return [name for name in FIELDS if name in self.header.fields]
+
+    def new_chunk(self):
+        return Chunk(unit=self.unit)
 
     def skip(self, records):
         for _ in range(records):
-            self._next_record()
+            _, fields, _ = self._next_record()
+            self.record_number += fields != []
 
     def _next_record(self):
         """(first line, fields or an error reason, raw text); StopIteration at the end."""
@@ -127,33 +169,18 @@ class RowReader:
             if fields == []:
                 continue
             chunk.lines += 1
-            self._take(chunk, line, fields, raw)
+            self.record_number += 1
+            self._take(chunk, self.record_number if self.count_records else line, fields, raw)
         return True
 
-    def _take(self, chunk, line, fields, raw):
+    def _take(self, chunk, position, fields, raw):
         if isinstance(fields, str):
-            return self._reject(chunk, line, None, fields, raw)
+            return chunk.reject(position, None, fields, raw)
         if len(fields) != self.width:
             if len(fields) < self.width or any(fields[self.width:]):
-                reason = f"line {line} has {len(fields)} fields but the header has {self.width}"
-                return self._reject(chunk, line, None, reason, raw)
+                reason = f"{chunk.unit} {position} has {len(fields)} fields but the header has {self.width}"
+                return chunk.reject(position, None, reason, raw)
         values = {name: fields[index] for name, index in self.header.fields.items()}
         values["email"] = values["email"].strip()
         extra = {name: fields[index] for index, name in self.header.extra.items() if fields[index]}
-        problems = record_problems({**values, **extra})
-        if problems:
-            column, reason = problems[0]
-            return self._reject(chunk, line, column, reason, raw)
-        email_norm = normalize_email(values["email"])
-        first = chunk.rows.get(email_norm)
-        if first:
-            chunk.duplicates += 1
-            chunk.errors.append((line, "email", f"duplicate of line {first.line} in this file", raw))
-            return None
-        chunk.rows[email_norm] = Row(line, copy_line(values, extra, self.upload_id, line), raw)
-        return None
-
-    @staticmethod
-    def _reject(chunk, line, column, reason, raw):
-        chunk.invalid += 1
-        chunk.errors.append((line, column, reason, raw))
+        return chunk.take(position, values, extra, raw, self.upload_id)

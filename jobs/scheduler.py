@@ -21,6 +21,7 @@ def periodic_jobs(config):
     return [
         ("periodic-resume-stalled-uploads", "jobs.maintenance.resume_stalled_uploads",
          max(1, config["REAPER_SECONDS"] // 2)),
+        ("periodic-flush-api-buffer", "jobs.flush.flush_api_buffer", config["BUFFER_FLUSH_SECONDS"]),
     ]
 
 

@@ -14,7 +14,7 @@ import pytest
 from flask_migrate import upgrade
 from redis import Redis
 
-from scripts.services import Postgres
+from scripts.services import Postgres, free_port, port_open
 from scripts.services import Redis as RedisServer
 from webapp import create_app
 from webapp.extensions import db
@@ -62,10 +62,13 @@ def migrated(servers):
 
 @pytest.fixture
 def app(migrated):
+    """The app under test. The test itself runs in a twin's app context, so that
+    every request gets a fresh context of its own, as it does in production."""
     app = create_app({"TESTING": True})
-    with app.app_context():
-        db.session.execute(db.text(
-            "TRUNCATE records, row_errors, upload_pieces, uploads, operators RESTART IDENTITY CASCADE"))
+    twin = create_app({"TESTING": True})
+    with twin.app_context():
+        db.session.execute(db.text("TRUNCATE records, row_errors, upload_pieces, uploads, api_tokens, "
+                                   "operators RESTART IDENTITY CASCADE"))
         db.session.commit()
         Redis.from_url(app.config["REDIS_URL"]).flushdb()
         yield app
@@ -153,3 +156,24 @@ def start_process(tmp_path):
 @pytest.fixture
 def worker(app, start_process):
     return start_process(worker_process)
+
+
+@pytest.fixture
+def web_server(app, start_process):
+    """The real web process on a free port; yields its base URL."""
+    port = free_port()
+    start_process(web_process(port))
+    wait_until(lambda: port_open(port), timeout=30, message="gunicorn to listen")
+    return f"http://127.0.0.1:{port}"
+
+
+def web_process(port):
+    """gunicorn exactly as the Procfile's web line runs it, on 127.0.0.1:port."""
+    line = next(line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("web:"))
+    command = line.split(":", 1)[1].replace("$PORT", str(port)).replace("${BIND:-127.0.0.1}", "127.0.0.1")
+    command = command.replace("${WEB_CONCURRENCY:-2}", "1")
+
+    def factory(log):
+        return ChildProcess(["bash", "-c", f'PATH="{Path(sys.executable).parent}:$PATH" exec {command}'], log)
+    factory.__name__ = "web_process"
+    return factory

@@ -5,6 +5,8 @@ import pytest
 from tests.conftest import PASSWORD, csrf_token, log_in
 
 WRONG = "Wrong email or password."
+WEBSOCKET_HANDSHAKE = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
+                       "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
 
 
 def test_login_lands_on_the_dashboard(app, operator):
@@ -52,14 +54,25 @@ def _concrete(rule):
 def test_every_page_redirects_to_login_when_logged_out(app):
     client = app.test_client()
     public = {"auth.login", "health.health", "static"}
-    rules = [rule for rule in app.url_map.iter_rules() if rule.endpoint not in public]
+    rules = [rule for rule in app.url_map.iter_rules()
+             if rule.endpoint not in public and not rule.endpoint.startswith("api.")]
     assert rules
     for rule in rules:
         method = "GET" if "GET" in rule.methods else sorted(rule.methods - {"OPTIONS", "HEAD"})[0]
-        response = client.open(_concrete(rule), method=method)
+        headers = WEBSOCKET_HANDSHAKE if rule.websocket else {}
+        response = client.open(_concrete(rule), method=method, headers=headers)
         assert response.status_code in (302, 401), f"{rule} answered {response.status_code}"
         if response.status_code == 302:
             assert response.location.startswith("/login")
+
+
+def test_every_api_route_refuses_a_client_without_a_token(app):
+    client = app.test_client()
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint.startswith("api."):
+            method = sorted(rule.methods - {"OPTIONS", "HEAD"})[0]
+            response = client.open(_concrete(rule), method=method)
+            assert response.status_code == 401 and response.is_json, rule
 
 
 def test_a_form_post_without_csrf_token_is_refused(app, operator):

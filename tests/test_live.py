@@ -7,7 +7,6 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from tests.browser import live_server  # noqa: F401 (fixture)
 from tests.conftest import log_in, wait_until
 from tests.ingest_helpers import finished, upload_file
 from webapp.events import publish
@@ -21,9 +20,9 @@ def session_cookie(app, client):
     return "session=" + client.get_cookie("session").value
 
 
-def socket(live_server, cookie, query, origin=None):
-    url = live_server.replace("http", "ws", 1) + "/ws?" + query
-    return connect(url, additional_headers={"Cookie": cookie}, origin=origin or live_server, open_timeout=10,
+def socket(web_server, cookie, query, origin=None):
+    url = web_server.replace("http", "ws", 1) + "/ws?" + query
+    return connect(url, additional_headers={"Cookie": cookie}, origin=origin or web_server, open_timeout=10,
                    close_timeout=2)
 
 
@@ -32,32 +31,32 @@ def counter(html, name):
     return int(match.group(1).replace(",", "")) if match else None
 
 
-def test_anonymous_sockets_are_refused(live_server):
+def test_anonymous_sockets_are_refused(web_server):
     with pytest.raises(InvalidStatus) as refused:
-        socket(live_server, "", "view=dashboard")
+        socket(web_server, "", "view=dashboard")
     assert refused.value.response.status_code == 401
 
 
-def test_a_foreign_origin_is_refused_with_a_close_code(live_server, session_cookie):
-    with socket(live_server, session_cookie, "view=dashboard", origin="https://evil.example") as ws:
+def test_a_foreign_origin_is_refused_with_a_close_code(web_server, session_cookie):
+    with socket(web_server, session_cookie, "view=dashboard", origin="https://evil.example") as ws:
         with pytest.raises(ConnectionClosed) as closed:
             ws.recv(timeout=10)
     assert closed.value.rcvd.code == 1008
 
 
-def test_connecting_brings_the_page_up_to_date(live_server, session_cookie, client):
+def test_connecting_brings_the_page_up_to_date(web_server, session_cookie, client):
     upload_id = upload_file(client, "a.csv", b"email\na@example.com\n")
     db.session.execute(db.update(Upload).where(Upload.id == upload_id).values(lines_read=7, status="running"))
     db.session.commit()
-    with socket(live_server, session_cookie, f"view=upload&id={upload_id}") as ws:
+    with socket(web_server, session_cookie, f"view=upload&id={upload_id}") as ws:
         first = ws.recv(timeout=10)
     assert f'id="upload-{upload_id}-progress" hx-swap-oob="true"' in first
     assert counter(first, "lines") == 7
 
 
-def test_a_burst_of_events_is_throttled_but_ends_on_the_final_state(live_server, session_cookie, client):
+def test_a_burst_of_events_is_throttled_but_ends_on_the_final_state(web_server, session_cookie, client):
     upload_id = upload_file(client, "a.csv", b"email\na@example.com\n")
-    with socket(live_server, session_cookie, f"view=upload&id={upload_id}") as ws:
+    with socket(web_server, session_cookie, f"view=upload&id={upload_id}") as ws:
         ws.recv(timeout=10)
         redis = redis_connection()
         for lines in range(1, 201):
@@ -74,10 +73,10 @@ def test_a_burst_of_events_is_throttled_but_ends_on_the_final_state(live_server,
     assert elapsed < 30
 
 
-def test_a_real_ingest_streams_to_the_socket_until_completed(live_server, session_cookie, client, worker):
+def test_a_real_ingest_streams_to_the_socket_until_completed(web_server, session_cookie, client, worker):
     content = b"email\n" + b"".join(b"w%d@example.com\n" % number for number in range(20_000))
     upload_id = upload_file(client, "w.csv", content)
-    with socket(live_server, session_cookie, f"view=upload&id={upload_id}") as ws:
+    with socket(web_server, session_cookie, f"view=upload&id={upload_id}") as ws:
         messages = []
         while not messages or "status-completed" not in messages[-1]:
             messages.append(ws.recv(timeout=60))
@@ -85,11 +84,11 @@ def test_a_real_ingest_streams_to_the_socket_until_completed(live_server, sessio
     assert finished(upload_id).rows_inserted == 20_000
 
 
-def test_the_uploads_list_and_dashboard_get_their_own_fragments(live_server, session_cookie, client):
+def test_the_uploads_list_and_dashboard_get_their_own_fragments(web_server, session_cookie, client):
     upload_id = upload_file(client, "a.csv", b"email\na@example.com\n")
-    with socket(live_server, session_cookie, f"view=uploads&ids={upload_id}") as ws:
+    with socket(web_server, session_cookie, f"view=uploads&ids={upload_id}") as ws:
         assert f'<tr id="upload-row-{upload_id}" hx-swap-oob="true"' in ws.recv(timeout=10)
-    with socket(live_server, session_cookie, "view=dashboard") as ws:
+    with socket(web_server, session_cookie, "view=dashboard") as ws:
         assert 'id="dashboard-active" hx-swap-oob="true"' in ws.recv(timeout=10)
 
 

@@ -20,12 +20,12 @@ def create_app(config=None):
     sock.init_app(app)
     login_manager.init_app(app)
 
-    from webapp import auth, cli, dashboard, errors, formatting, health, live, navigation, security, uploads
-    app.register_blueprint(auth.blueprint)
-    app.register_blueprint(dashboard.blueprint)
-    app.register_blueprint(health.blueprint)
-    app.register_blueprint(uploads.blueprint)
-    app.register_blueprint(live.blueprint)
+    from webapp import (api, auth, cli, dashboard, errors, formatting, health, live, navigation,
+                        security, tokens, uploads)
+    for blueprint in (auth.blueprint, dashboard.blueprint, health.blueprint, uploads.blueprint, live.blueprint,
+                      tokens.blueprint, api.blueprint, api.docs_blueprint):
+        app.register_blueprint(blueprint)
+    csrf.exempt(api.blueprint)  # bearer tokens, never sent by a browser on its own
     errors.register(app)
     navigation.register(app)
     formatting.register(app)

@@ -7,6 +7,7 @@ from sqlalchemy.exc import IntegrityError
 
 from webapp.extensions import db
 from webapp.models import Operator
+from webapp.tokens import cli as tokens_cli
 from webapp.validation import normalize_email
 
 operators = AppGroup("operators", help="Manage the operators who can log in.")
@@ -52,3 +53,4 @@ def bootstrap_operator(email):
 
 def register(app):
     app.cli.add_command(operators)
+    app.cli.add_command(tokens_cli)

@@ -15,6 +15,8 @@ DEFAULTS = {
     "INGEST_CHUNK_ROWS": "50000",
     "INGEST_RETRIES": "5",
     "REAPER_SECONDS": "60",
+    "BUFFER_FLUSH_SECONDS": "2",
+    "BUFFER_FLUSH_ROWS": "5000",
 }
 
 ENVIRONMENTS = ("production", "development", "test")
@@ -65,6 +67,8 @@ def load_config(environ=os.environ):
         "INGEST_CHUNK_ROWS": _integer("INGEST_CHUNK_ROWS", raw["INGEST_CHUNK_ROWS"]),
         "INGEST_RETRIES": _integer("INGEST_RETRIES", raw["INGEST_RETRIES"]),
         "REAPER_SECONDS": _integer("REAPER_SECONDS", raw["REAPER_SECONDS"]),
+        "BUFFER_FLUSH_SECONDS": _integer("BUFFER_FLUSH_SECONDS", raw["BUFFER_FLUSH_SECONDS"]),
+        "BUFFER_FLUSH_ROWS": _integer("BUFFER_FLUSH_ROWS", raw["BUFFER_FLUSH_ROWS"]),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SOCK_SERVER_OPTIONS": {"ping_interval": 25},

@@ -76,6 +76,18 @@ class Header:
         return "email" in self.fields
 
 
+def split_fields(mapping):
+    """{name: value} into (known fields, extra columns), by the same header aliases."""
+    values, extra = {}, {}
+    for name, value in mapping.items():
+        field = _ALIAS_TO_FIELD.get(normalize_header(name))
+        if field and field not in values:
+            values[field] = value
+        else:
+            extra[name] = value
+    return values, extra
+
+
 def binary_kind(sample):
     """What kind of non-text file `sample` (the first bytes) starts, or None."""
     if sample.startswith(UTF16_BOMS):

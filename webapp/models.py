@@ -1,5 +1,7 @@
 """The database schema. Migrations under migrations/ are the source of truth;
 these classes describe the same tables for the application code."""
+import hashlib
+import secrets
 from datetime import datetime, timezone
 
 from flask_login import UserMixin
@@ -22,6 +24,14 @@ class Operator(UserMixin, db.Model):
     email: Mapped[str] = mapped_column(unique=True)
     password_hash: Mapped[str]
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    session_token: Mapped[str] = mapped_column(default=lambda: secrets.token_hex(16))
+
+    def get_id(self):
+        """What the session cookie holds: rotating session_token logs out every old cookie."""
+        return f"{self.id}:{self.session_token}"
+
+    def end_sessions(self):
+        self.session_token = secrets.token_hex(16)
 
     def set_password(self, password):
         self.password_hash = generate_password_hash(password)
@@ -53,6 +63,8 @@ class Upload(db.Model):
     size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     operator_id: Mapped[int | None] = mapped_column(ForeignKey("operators.id", ondelete="SET NULL"))
     source: Mapped[str] = mapped_column(default="form")
+    source_name: Mapped[str | None]
+    expected_lines: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     on_duplicate: Mapped[str] = mapped_column(default="skip")
     validate_only: Mapped[bool] = mapped_column(default=False)
@@ -160,3 +172,26 @@ class RowError(db.Model):
     raw_line: Mapped[str | None]
 
     __table_args__ = (Index("ix_row_errors_upload_line", "upload_id", "line"),)
+
+
+class ApiToken(db.Model):
+    """A bearer token for the JSON API; only its SHA-256 is stored."""
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str]
+    token_hash: Mapped[str] = mapped_column(unique=True)
+    operator_id: Mapped[int | None] = mapped_column(ForeignKey("operators.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+    @staticmethod
+    def hash(token):
+        return hashlib.sha256(token.encode()).hexdigest()
+
+    @classmethod
+    def issue(cls, name, operator_id=None):
+        """A new token and its secret, which is shown once and never stored."""
+        secret = "intake_" + secrets.token_urlsafe(32)
+        return cls(name=name, token_hash=cls.hash(secret), operator_id=operator_id), secret

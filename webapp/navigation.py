@@ -6,6 +6,7 @@ AREAS = [
     ("uploads.index", "Uploads"),
     ("records.index", "Records"),
     ("monitor.workers", "Workers"),
+    ("tokens.index", "API tokens"),
 ]
 
 

@@ -11,21 +11,29 @@ from webapp.validation import normalize_email
 
 blueprint = Blueprint("auth", __name__)
 
-# Endpoints reachable without a login; everything else is refused.
+# Endpoints reachable without a login; everything else is refused. The API
+# checks its own bearer tokens instead (webapp/api/auth.py).
 PUBLIC_ENDPOINTS = {"auth.login", "health.health", "static"}
+TOKEN_BLUEPRINTS = {"api"}
 
 login_manager.login_view = "auth.login"
 login_manager.login_message = "Please log in to continue."
 
 
 @login_manager.user_loader
-def load_operator(operator_id):
-    return db.session.get(Operator, int(operator_id))
+def load_operator(session_id):
+    operator_id, _, session_token = session_id.partition(":")
+    operator = db.session.get(Operator, int(operator_id)) if operator_id.isdigit() else None
+    return operator if operator and operator.session_token == session_token else None
 
 
 @blueprint.before_app_request
 def require_login():
-    if request.endpoint in PUBLIC_ENDPOINTS or current_user.is_authenticated:
+    if request.endpoint is None:
+        return None  # no such address: a plain 404 tells nothing
+    if request.endpoint in PUBLIC_ENDPOINTS or request.blueprint in TOKEN_BLUEPRINTS:
+        return None
+    if current_user.is_authenticated:
         return None
     if request.headers.get("Upgrade", "").lower() == "websocket":
         abort(401)  # a socket cannot follow a redirect to the login page
@@ -70,6 +78,8 @@ def login():
 @blueprint.post("/logout")
 @login_required
 def logout():
+    current_user.end_sessions()
+    db.session.commit()
     logout_user()
     start_new_session()
     flash("You are logged out.", "info")

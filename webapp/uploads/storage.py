@@ -35,12 +35,15 @@ def check_start(first_piece):
     return delimiter
 
 
-def store_upload(file, operator_id, on_duplicate, validate_only, source="form"):
-    """Check and store one file as a queued Upload (committed); raises FileRefused."""
+def store_upload(file, operator_id, on_duplicate, validate_only, **origin):
+    """Check and store one file as a queued Upload (committed); raises FileRefused.
+
+    `origin` sets where it came from (source, source_name, expected_lines) when not the form.
+    """
     first_piece = file.stream.read(PIECE_SIZE)
     delimiter = check_start(first_piece)
-    upload = Upload(filename=display_name(file.filename), operator_id=operator_id, source=source,
-                    on_duplicate=on_duplicate, validate_only=validate_only, delimiter=delimiter)
+    upload = Upload(filename=display_name(file.filename), operator_id=operator_id, on_duplicate=on_duplicate,
+                    validate_only=validate_only, delimiter=delimiter, **origin)
     db.session.add(upload)
     db.session.flush()
     detector = EncodingDetector()

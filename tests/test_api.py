@@ -1,0 +1,204 @@
+"""The JSON API against real PostgreSQL, Redis, RQ workers and the scheduler."""
+import json
+
+import pytest
+
+from tests.conftest import scheduler_process, wait_until, worker_process
+from tests.ingest_helpers import finished, stored_emails
+from webapp.api import buffer
+from webapp.api.buffer import BUFFER, PROCESSING
+from webapp.extensions import db
+from webapp.models import ApiToken, Upload, utcnow
+from webapp.queueing import redis_connection
+
+
+@pytest.fixture
+def token(app, operator):
+    api_token, secret = ApiToken.issue("billing service", operator.id)
+    db.session.add(api_token)
+    db.session.commit()
+    return secret
+
+
+@pytest.fixture
+def api(app, token):
+    client = app.test_client()
+
+    def call(method, path, body=None, **kwargs):
+        headers = {"Authorization": f"Bearer {token}", **kwargs.pop("headers", {})}
+        return client.open(path, method=method, json=body, headers=headers, **kwargs)
+    return call
+
+
+def test_missing_wrong_and_revoked_tokens_get_401_json(app, api, token):
+    client = app.test_client()
+    for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": f"Basic {token}"}):
+        response = client.get("/api/jobs/1", headers=headers)
+        assert response.status_code == 401 and response.is_json
+    db.session.execute(db.update(ApiToken).values(revoked_at=utcnow()))
+    db.session.commit()
+    from webapp.api import auth
+    auth._cache.clear()
+    assert api("GET", "/api/jobs/1").status_code == 401
+
+
+def test_the_browser_session_does_not_open_the_api_and_tokens_do_not_open_pages(app, client, token):
+    assert client.get("/api/jobs/1").status_code == 401
+    response = app.test_client().get("/", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 302
+
+
+def test_a_batch_is_ingested_by_a_worker_and_reported(api, worker, client):
+    records = [{"email": "a@example.com", "first_name": "Ann", "tier": "gold", "age": 41},
+               {"email": "A@EXAMPLE.com"}, {"email": "not an email"}, {"email": "b@example.com", "city": None}]
+    response = api("POST", "/api/ingest", {"records": records})
+    assert response.status_code == 202
+    job_id = response.get_json()["job_id"]
+    assert response.get_json()["status_url"].endswith(f"/api/jobs/{job_id}")
+    finished(job_id)
+    job = api("GET", f"/api/jobs/{job_id}").get_json()
+    assert job["status"] == "completed" and job["progress"] == 100
+    assert job["counts"] == {"received": 4, "inserted": 2, "updated": 0, "duplicate": 1, "invalid": 1}
+    errors = api("GET", job["errors_url"]).get_json()
+    assert errors == {"next": None, "errors": [
+        {"index": 1, "field": "email", "reason": "duplicate of record 1 in this batch"},
+        {"index": 2, "field": "email", "reason": "'not an email' is not a valid email address"}]}
+    assert stored_emails() == ["a@example.com", "b@example.com"]
+    page = client.get("/uploads/").get_data(as_text=True)
+    assert "API batch of 4 records" in page
+    assert "through the API (billing service)" in client.get(f"/uploads/{job_id}").get_data(as_text=True)
+
+
+def test_reject_and_update_modes_work_through_the_api(api, worker):
+    first = api("POST", "/api/ingest", {"records": [{"email": "a@example.com", "city": "Oslo"}]}).get_json()
+    finished(first["job_id"])
+    updated = api("POST", "/api/ingest", {"records": [{"email": "A@example.com", "city": "Rome"}],
+                                          "on_duplicate": "update"}).get_json()
+    assert finished(updated["job_id"]).rows_updated == 1
+    rejected = api("POST", "/api/ingest", {"records": [{"email": "n@example.com"}, {"email": "bad"}],
+                                           "on_duplicate": "reject"}).get_json()
+    job = finished(rejected["job_id"])
+    assert job.status == "failed" and "nothing was stored" in job.failure_reason
+    assert stored_emails() == ["A@example.com"]
+
+
+@pytest.mark.parametrize("body, path", [
+    ([], "$"),
+    ({"records": []}, "$.records"),
+    ({"records": "a@example.com"}, "$.records"),
+    ({"records": [{"email": "a@example.com"}, "b@example.com"]}, "$.records[1]"),
+    ({"records": [{"email": {"nested": True}}]}, "$.records[0].email"),
+    ({"records": [{"email": "a@example.com", "vip": True}]}, "$.records[0].vip"),
+    ({"records": [{"email": "a@example.com"}], "on_duplicate": "merge"}, "$.on_duplicate"),
+    ({"records": [{"email": "a@example.com"}], "validate_only": "yes"}, "$.validate_only"),
+    ({"records": [{"email": "a@example.com"}], "mode": "fast"}, "$.mode"),
+])
+def test_a_wrong_shape_is_422_with_the_json_path(api, body, path):
+    response = api("POST", "/api/ingest", body)
+    assert response.status_code == 422
+    assert response.get_json()["path"] == path
+
+
+def test_malformed_json_too_many_records_and_unknown_jobs(api):
+    response = api("POST", "/api/ingest", data="{not json", headers={"Content-Type": "application/json"})
+    assert response.status_code == 400 and response.is_json
+    response = api("POST", "/api/ingest", {"records": [{"email": f"{n}@example.com"} for n in range(1001)]})
+    assert response.status_code == 413 and "at most 1,000 records" in response.get_json()["message"]
+    assert api("GET", "/api/jobs/999").status_code == 404
+    missing = api("GET", "/api/nothing-here")
+    assert missing.status_code == 404 and missing.is_json
+    assert api("GET", "/api/ingest").status_code == 405
+
+
+def test_an_oversized_body_is_413_json(app, api):
+    app.config["MAX_CONTENT_LENGTH"] = 1000
+    response = api("POST", "/api/ingest", {"records": [{"email": "a@example.com", "x": "y" * 2000}]})
+    assert response.status_code == 413 and response.is_json
+
+
+def test_buffered_records_are_flushed_by_the_scheduler_into_todays_stream(api, start_process, monkeypatch,
+                                                                           client):
+    monkeypatch.setenv("BUFFER_FLUSH_SECONDS", "1")
+    assert api("POST", "/api/records", {"email": "one@example.com", "company": "Acme"}).status_code == 202
+    many = {"records": [{"email": f"m{n}@example.com"} for n in range(100)] + [{"email": "bad"}]}
+    assert api("POST", "/api/records", many).status_code == 413
+    many["records"] = many["records"][1:]
+    assert api("POST", "/api/records", many).get_json() == {"accepted": 100}
+    start_process(scheduler_process)
+    start_process(worker_process)
+    wait_until(lambda: len(stored_emails()) == 100, message="buffer flushed")
+    stream = db.session.scalar(db.select(Upload).filter_by(source="api-stream"))
+    db.session.refresh(stream)
+    assert (stream.lines_read, stream.rows_inserted, stream.rows_invalid) == (101, 100, 1)
+    assert stream.filename.startswith("API stream ")
+    assert "API stream" in client.get("/uploads/").get_data(as_text=True)
+    assert not redis_connection().exists(BUFFER) and not redis_connection().exists(PROCESSING)
+
+
+def test_a_flush_that_died_leaves_its_records_for_the_next(app, api):
+    from jobs.flush import flush_api_buffer
+    api("POST", "/api/records", {"records": [{"email": "a@example.com"}, {"email": "b@example.com"}]})
+    redis = redis_connection()
+    redis.rename(BUFFER, PROCESSING)   # what a flush killed before its commit leaves behind
+    api("POST", "/api/records", {"email": "c@example.com"})
+    assert flush_api_buffer() == 2
+    assert stored_emails() == ["a@example.com", "b@example.com"]
+    assert flush_api_buffer() == 1
+    assert stored_emails() == ["a@example.com", "b@example.com", "c@example.com"]
+    redis.rpush(PROCESSING, json.dumps({"record": {"email": "a@example.com"}, "token": "t",
+                                        "received_at": "x"}))
+    assert flush_api_buffer() == 1   # stored twice: harmless, a duplicate
+    assert stored_emails() == ["a@example.com", "b@example.com", "c@example.com"]
+    assert db.session.scalar(db.select(Upload.duplicates_in_file)) == 1
+
+
+def test_killing_the_flusher_mid_flush_loses_no_record(app, start_process, monkeypatch):
+    from webapp.api.auth import Caller
+    monkeypatch.setenv("BUFFER_FLUSH_SECONDS", "1")
+    caller = Caller(1, "feed", None)
+    for start in range(0, 60_000, 1_000):
+        buffer.push([{"email": f"k{n}@example.com"} for n in range(start, start + 1_000)], caller)
+    start_process(scheduler_process)
+    flusher = start_process(worker_process)
+    redis = redis_connection()
+    wait_until(lambda: 0 < redis.llen(PROCESSING) < 60_000, message="a flush under way")
+    flusher.kill()
+    assert 0 < redis.llen(PROCESSING)
+    start_process(worker_process)
+    wait_until(lambda: not redis.exists(PROCESSING) and len(stored_emails()) == 60_000, timeout=120,
+               message="every buffered record stored")
+    assert len(set(stored_emails())) == 60_000
+
+
+def test_the_spec_lists_exactly_the_api_routes(app, api):
+    spec = api("GET", "/api/openapi.json").get_json()
+    assert spec["openapi"] == "3.1.0"
+    served = {rule.rule.replace("<int:job_id>", "{job_id}") for rule in app.url_map.iter_rules()
+              if rule.rule.startswith("/api/")}
+    assert set(spec["paths"]) == served
+
+
+def test_the_docs_page_is_for_logged_in_operators(app, client):
+    page = client.get("/api/docs").get_data(as_text=True)
+    assert "POST /api/ingest" in page and "Bearer" in page
+    assert app.test_client().get("/api/docs").status_code == 302
+
+
+def test_operators_create_and_revoke_tokens_on_a_page(client):
+    from tests.conftest import csrf_token
+    token = csrf_token(client, "/settings/tokens/")
+    page = client.post("/settings/tokens/", data={"name": "crm", "csrf_token": token}).get_data(as_text=True)
+    secret = page.split('id="new-token">')[1].split("<")[0]
+    assert client.get("/api/jobs/1", headers={"Authorization": f"Bearer {secret}"}).status_code == 404
+    stored = db.session.scalar(db.select(ApiToken).filter_by(name="crm"))
+    assert stored.token_hash != secret and secret not in client.get("/settings/tokens/").get_data(as_text=True)
+    client.post(f"/settings/tokens/{stored.id}/revoke", data={"csrf_token": token})
+    from webapp.api import auth
+    auth._cache.clear()
+    assert client.get("/api/jobs/1", headers={"Authorization": f"Bearer {secret}"}).status_code == 401
+
+
+def test_the_cli_creates_a_token(app):
+    secret = app.test_cli_runner().invoke(args=["tokens", "create", "etl"]).output.strip()
+    assert secret.startswith("intake_")
+    assert db.session.scalar(db.select(ApiToken).filter_by(name="etl")).token_hash == ApiToken.hash(secret)

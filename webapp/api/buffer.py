@@ -1,0 +1,31 @@
+"""The Redis buffer behind POST /api/records: accepted records wait here until
+the periodic flush stores them (jobs/flush.py)."""
+import json
+
+from rq import Queue
+from rq.job import JobStatus
+
+from webapp.models import utcnow
+from webapp.queueing import MAINTENANCE_QUEUE, redis_connection
+
+BUFFER = "intake:api-buffer"
+# A flush renames BUFFER to PROCESSING and deletes it only after its commit, so
+# a flush that dies leaves the records for the next one.
+PROCESSING = "intake:api-buffer:processing"
+FLUSH_JOB_ID = "flush-api-buffer"
+
+
+def push(records, caller):
+    """Buffer the records; returns how many are waiting now."""
+    received_at = utcnow().isoformat()
+    items = [json.dumps({"record": record, "token": caller.name, "received_at": received_at})
+             for record in records]
+    return redis_connection().rpush(BUFFER, *items)
+
+
+def flush_soon():
+    """Ask for a flush now rather than at the next period (once, however often asked)."""
+    queue = Queue(MAINTENANCE_QUEUE, connection=redis_connection())
+    job = queue.fetch_job(FLUSH_JOB_ID)
+    if job is None or job.get_status() not in (JobStatus.QUEUED, JobStatus.STARTED):
+        queue.enqueue("jobs.flush.flush_api_buffer", job_id=FLUSH_JOB_ID, result_ttl=0)

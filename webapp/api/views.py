@@ -1,0 +1,103 @@
+"""The JSON API: batch ingest with job status, buffered single records."""
+import csv
+import io
+
+from flask import Blueprint, abort, current_app, g, jsonify, request, url_for
+from werkzeug.datastructures import FileStorage
+
+from webapp.api import buffer
+from webapp.api.auth import authenticate
+from webapp.api.shape import ShapeError, ingest_request, records_request
+from webapp.extensions import db
+from webapp.models import RowError, Upload
+from webapp.queueing import enqueue_ingest
+from webapp.uploads.storage import store_upload
+
+blueprint = Blueprint("api", __name__, url_prefix="/api")
+
+MAX_BATCH = 1000
+MAX_BUFFERED = 100
+ERRORS_PAGE = 100
+
+
+@blueprint.before_request
+def require_token():
+    authenticate()
+
+
+@blueprint.errorhandler(ShapeError)
+def wrong_shape(error):
+    return jsonify(error="wrong shape", path=error.path, message=error.message), 422
+
+
+def json_body():
+    body = request.get_json(silent=True)
+    if body is None:
+        abort(400, "the body is not valid JSON (send Content-Type: application/json)")
+    return body
+
+
+def batch_csv(records):
+    """The batch as a CSV file, email first, so it takes the same road as an upload."""
+    columns = list(dict.fromkeys(["email", *(name for record in records for name in record)]))
+    text = io.StringIO()
+    writer = csv.writer(text, quoting=csv.QUOTE_ALL, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows([record.get(name, "") for name in columns] for record in records)
+    return text.getvalue().encode()
+
+
+@blueprint.post("/ingest")
+def ingest():
+    records, on_duplicate, validate_only = ingest_request(json_body(), MAX_BATCH)
+    file = FileStorage(io.BytesIO(batch_csv(records)), filename=f"API batch of {len(records):,} records")
+    upload = store_upload(file, g.caller.operator_id, on_duplicate, validate_only, source="api",
+                          source_name=g.caller.name, expected_lines=len(records))
+    enqueue_ingest(upload.id)
+    return jsonify(job_id=upload.id, status=upload.status,
+                   status_url=url_for("api.job", job_id=upload.id, _external=True)), 202
+
+
+def get_job(job_id):
+    upload = db.session.get(Upload, job_id)
+    if upload is None or upload.source != "api":
+        abort(404, f"there is no API job {job_id}")
+    return upload
+
+
+@blueprint.get("/jobs/<int:job_id>")
+def job(job_id):
+    upload = get_job(job_id)
+    return jsonify(
+        id=upload.id, status=upload.status, progress=upload.percent,
+        counts={"received": upload.expected_lines, "inserted": upload.rows_inserted,
+                "updated": upload.rows_updated, "duplicate": upload.duplicates, "invalid": upload.rows_invalid},
+        errors_url=url_for("api.job_errors", job_id=upload.id, _external=True),
+        created_at=upload.created_at.isoformat(),
+        finished_at=upload.finished_at.isoformat() if upload.finished_at else None,
+        failure_reason=upload.failure_reason)
+
+
+@blueprint.get("/jobs/<int:job_id>/errors")
+def job_errors(job_id):
+    """Row errors by record index (0-based), ERRORS_PAGE at a time; `next` pages on."""
+    upload = get_job(job_id)
+    after = request.args.get("after", -1, type=int)
+    rows = db.session.scalars(db.select(RowError).filter_by(upload_id=upload.id)
+                              .where(RowError.line > after + 1).order_by(RowError.line)
+                              .limit(ERRORS_PAGE + 1)).all()
+    errors = [{"index": row.line - 1, "field": row.column_name, "reason": row.reason}
+              for row in rows[:ERRORS_PAGE]]
+    more = len(rows) > ERRORS_PAGE
+    next_url = url_for("api.job_errors", job_id=upload.id, after=errors[-1]["index"], _external=True) \
+        if more else None
+    return jsonify(errors=errors, next=next_url)
+
+
+@blueprint.post("/records")
+def buffered_records():
+    records = records_request(json_body(), MAX_BUFFERED)
+    waiting = buffer.push(records, g.caller)
+    if waiting > current_app.config["BUFFER_FLUSH_ROWS"]:
+        buffer.flush_soon()
+    return jsonify(accepted=len(records)), 202

@@ -74,11 +74,15 @@ class Ingest:
                              "heartbeat_at = now(), failure_reason = NULL WHERE id = %s",
                              (UploadStatus.RUNNING, self.upload_id))
         self.events.changed(UploadStatus.RUNNING, final=True)
+        log.info("ingest started (resuming after record %s)", self.upload[6])
         try:
             return self.ingest()
         except UnterminatedQuote as error:
-            stored = "nothing was stored" if self.all_or_nothing else "the lines before it were stored"
-            return self.finish(UploadStatus.FAILED, f"{error}; {stored}")
+            if not self.all_or_nothing:
+                return self.finish(UploadStatus.FAILED, f"{error}; the lines before it were stored")
+            self.control.execute("UPDATE uploads SET rows_inserted = 0, rows_updated = 0 WHERE id = %s",
+                                 (self.upload_id,))
+            return self.finish(UploadStatus.FAILED, f"{error}; nothing was stored")
 
     def ingest(self):
         with psycopg.connect(self.config["DATABASE_URL"], autocommit=True) as source_connection:
@@ -170,7 +174,7 @@ class Ingest:
             while more and not stop.is_set():
                 chunk = reader.new_chunk()
                 more = reader.fill(chunk, self.config["INGEST_CHUNK_ROWS"], lambda: source.position)
-                if chunk.records:
+                if chunk.records or chunk.unreadable_rest:
                     hand_over(chunk)
             hand_over(None)
         except BaseException as error:  # handed to the writing thread, which raises it
@@ -182,6 +186,7 @@ class Ingest:
                              "ELSE bytes_processed END WHERE id = %s",
                              (status, reason, status == UploadStatus.COMPLETED, self.upload_id))
         self.events.changed(status, final=True)
+        log.info("ingest %s%s", status, f": {reason}" if reason else "")
         return status
 
 

@@ -7,8 +7,8 @@ import csv
 import json
 from dataclasses import dataclass, field
 
-from webapp.csv_contract import Header
-from webapp.validation import FIELDS, normalize_email, record_problems
+from webapp.csv_contract import SEP_LINE, Header
+from webapp.validation import FIELDS, MAX_FIELD_LENGTH, normalize_email, record_problems
 
 # A field longer than this is not parsed at all (the row is rejected): it
 # bounds the memory one line can take.
@@ -85,21 +85,48 @@ def copy_line(values, extra, upload_id, line):
     return "\t".join(map(copy_cell, cells)) + f"\t{upload_id}\t{line}\n"
 
 
+class UnreadableLine(Exception):
+    """A physical line too big to parse; the record it belongs to is rejected unread."""
+
+
 class LineTap:
     """Hands lines to csv.reader and remembers them, so a bad record can be
-    reported exactly as it stood in the file."""
+    reported exactly as it stood in the file. A line too long, or with far more
+    fields than any storable record, is refused before csv splits it, so one
+    hostile line cannot take the worker's memory."""
 
-    def __init__(self, text):
+    def __init__(self, text, delimiter):
         self.text = text
+        self.delimiter = delimiter
         self.taken = []
+        self.max_delimiters = None      # set once the header is known
 
     def __iter__(self):
         return self
 
     def __next__(self):
-        line = next(self.text)
+        line = self.text.readline(MAX_PARSED_FIELD)
+        if not line:
+            raise StopIteration
+        if len(line) == MAX_PARSED_FIELD and not line.endswith(("\n", "\r")):
+            size = len(line) + self._skip_rest_of_line()
+            self.taken.append(line[:1000] + "\u2026\n")
+            raise UnreadableLine(f"the line is larger than {MAX_PARSED_FIELD // 1024 // 1024} MB "
+                                 f"({size:,} characters); it was not read")
+        delimiters = line.count(self.delimiter)
+        if self.max_delimiters is not None and delimiters > self.max_delimiters:
+            self.taken.append(line[:1000] + "\u2026\n")
+            raise UnreadableLine(f"{delimiters + 1:,} fields")
         self.taken.append(line)
         return line
+
+    def _skip_rest_of_line(self):
+        size = 0
+        while rest := self.text.readline(MAX_PARSED_FIELD):
+            size += len(rest)
+            if rest.endswith(("\n", "\r")):
+                break
+        return size
 
     def drain(self):
         raw = "".join(self.taken)
@@ -107,16 +134,27 @@ class LineTap:
         return raw
 
 
+def is_blank(fields):
+    """A blank line, or one of bare delimiters (spreadsheets write those for empty rows)."""
+    return isinstance(fields, list) and not any(fields)
+
+
 class RowReader:
     """Reads the records after the header; knows each one's starting line."""
 
     def __init__(self, text, delimiter, upload_id, count_records=False):
-        self.tap = LineTap(text)
+        self.tap = LineTap(text, delimiter)
         self.reader = csv.reader(self.tap, delimiter=delimiter, strict=True)
-        self.header = Header(next(self.reader, []))
+        first = next(self.reader, [])
+        if len(first) == 2 and first[1] == "" and SEP_LINE.fullmatch(f"{first[0]}{delimiter}"):
+            first = next(self.reader, [])
+        self.header = Header(first)
         self.tap.drain()
         self.upload_id = upload_id
         self.width = len(self.header.names)
+        # A storable record has at most MAX_FIELD_LENGTH delimiters inside each value.
+        self.tap.max_delimiters = self.width * (MAX_FIELD_LENGTH + 1) + 1000
+        self.lines_not_parsed = 0       # lines csv.reader never saw: its line_num misses them
         # API batches number their records (1, 2, …) rather than the lines of the file.
         self.count_records = count_records
         self.record_number = 0
@@ -136,13 +174,19 @@ class RowReader:
     def skip(self, records):
         for _ in range(records):
             _, fields, _ = self._next_record()
-            self.record_number += fields != []
+            self.record_number += not is_blank(fields)
 
     def _next_record(self):
         """(first line, fields or an error reason, raw text); StopIteration at the end."""
-        line = self.reader.line_num + 1
+        line = self.reader.line_num + self.lines_not_parsed + 1
         try:
             fields = next(self.reader)
+        except UnreadableLine as error:
+            self.lines_not_parsed += 1
+            reason = str(error)
+            if reason.endswith(" fields"):
+                reason = f"{self.unit} {line} has {reason} but the header has {self.width}"
+            return line, reason, self.tap.drain()
         except csv.Error as error:
             if "unexpected end of data" in str(error):
                 raise UnterminatedQuote(line) from None
@@ -166,7 +210,7 @@ class RowReader:
                 chunk.unreadable_rest = error
                 return False
             chunk.records += 1
-            if fields == []:
+            if is_blank(fields):
                 continue
             chunk.lines += 1
             self.record_number += 1

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 
 from rq_scheduler import Scheduler
 
-from webapp import create_app
+from webapp import create_app, logs
 from webapp.queueing import MAINTENANCE_QUEUE, redis_connection
 
 log = logging.getLogger(__name__)
@@ -34,8 +34,8 @@ def register(scheduler, config):
 
 
 def main():
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s scheduler %(levelname)s %(message)s")
     app = create_app()
+    logs.configure(app.config["LOG_FORMAT"])
     with app.app_context():
         scheduler = Scheduler(connection=redis_connection(), interval=1)
         register(scheduler, app.config)

@@ -4,7 +4,7 @@
 """
 from rq.worker import Worker
 
-from webapp import create_app
+from webapp import create_app, logs
 from webapp.extensions import db
 
 
@@ -12,6 +12,7 @@ class AppWorker(Worker):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.app = create_app()
+        logs.configure(self.app.config["LOG_FORMAT"])
 
     def perform_job(self, *args, **kwargs):
         with self.app.app_context():

@@ -10,3 +10,17 @@ def test_a_real_worker_runs_jobs_inside_the_app_context(app, operator, worker):
                message="job to finish")
     assert job.get_status() == JobStatus.FINISHED, job.latest_result().exc_string
     assert job.return_value() == 1
+
+
+def test_worker_logs_are_json_lines_naming_the_job_and_upload(client, start_process, monkeypatch):
+    import json
+
+    from tests.conftest import worker_process
+    from tests.ingest_helpers import ingest
+    monkeypatch.setenv("LOG_FORMAT", "json")
+    worker = start_process(worker_process)
+    upload = ingest(client, "a.csv", b"email\na@example.com\n")
+    lines = [json.loads(line) for line in worker.log.read_text().splitlines() if line.startswith("{")]
+    ours = [line for line in lines if line["upload_id"] == upload.id]
+    assert {line["job_id"] for line in ours} == {f"ingest-{upload.id}"}
+    assert any(line["message"] == "ingest completed" for line in ours)

@@ -17,7 +17,15 @@ DEFAULTS = {
     "REAPER_SECONDS": "60",
     "BUFFER_FLUSH_SECONDS": "2",
     "BUFFER_FLUSH_ROWS": "5000",
+    "LOG_FORMAT": "text",
+    "RAW_RETENTION_DAYS": "30",
+    "PUBLIC_URL": "http://127.0.0.1:8000",
+    "SMTP_PORT": "25",
+    "SMTP_FROM": "intake@localhost",
+    "SMTP_STARTTLS": "false",
 }
+# Settings that are off until set.
+OPTIONAL = ("METRICS_TOKEN", "ALERT_EMAIL", "SMTP_HOST", "SMTP_USER", "SMTP_PASSWORD")
 
 ENVIRONMENTS = ("production", "development", "test")
 
@@ -30,6 +38,21 @@ def _integer(name, raw):
     if value <= 0:
         raise ConfigError(f"{name} must be greater than 0, got {value}")
     return value
+
+
+def _boolean(name, raw):
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def _choice(name, raw, choices):
+    if raw not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
 
 
 def sqlalchemy_url(database_url):
@@ -45,9 +68,7 @@ def sqlalchemy_url(database_url):
 def load_config(environ=os.environ):
     """Build the Flask config from `environ`; raises ConfigError with a clear message."""
     raw = {name: environ.get(name, default) for name, default in DEFAULTS.items()}
-    env = raw["INTAKE_ENV"]
-    if env not in ENVIRONMENTS:
-        raise ConfigError(f"INTAKE_ENV must be one of {', '.join(ENVIRONMENTS)}, got {env!r}")
+    env = _choice("INTAKE_ENV", raw["INTAKE_ENV"], ENVIRONMENTS)
     secret_key = environ.get("SECRET_KEY")
     if not secret_key:
         if env == "production":
@@ -69,6 +90,13 @@ def load_config(environ=os.environ):
         "REAPER_SECONDS": _integer("REAPER_SECONDS", raw["REAPER_SECONDS"]),
         "BUFFER_FLUSH_SECONDS": _integer("BUFFER_FLUSH_SECONDS", raw["BUFFER_FLUSH_SECONDS"]),
         "BUFFER_FLUSH_ROWS": _integer("BUFFER_FLUSH_ROWS", raw["BUFFER_FLUSH_ROWS"]),
+        "RAW_RETENTION_DAYS": _integer("RAW_RETENTION_DAYS", raw["RAW_RETENTION_DAYS"]),
+        "PUBLIC_URL": raw["PUBLIC_URL"].rstrip("/"),
+        "SMTP_PORT": _integer("SMTP_PORT", raw["SMTP_PORT"]),
+        "SMTP_FROM": raw["SMTP_FROM"],
+        "SMTP_STARTTLS": _boolean("SMTP_STARTTLS", raw["SMTP_STARTTLS"]),
+        **{name: environ.get(name) or None for name in OPTIONAL},
+        "LOG_FORMAT": _choice("LOG_FORMAT", raw["LOG_FORMAT"], ("text", "json")),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SOCK_SERVER_OPTIONS": {"ping_interval": 25},

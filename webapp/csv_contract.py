@@ -54,20 +54,23 @@ class Header:
     """The header row: which column holds which field, and the extra columns."""
 
     def __init__(self, names):
-        self.names = names
+        # PostgreSQL text, and so a key of the extra JSON, cannot hold NUL.
+        self.names = [name.replace("\x00", "\ufffd") for name in names]
         self.fields = {}
         self.extra = {}
-        for index, name in enumerate(names):
+        self._extra_names = set()
+        for index, name in enumerate(self.names):
             field = _ALIAS_TO_FIELD.get(normalize_header(name))
             if field and field not in self.fields:
                 self.fields[field] = index
             else:
                 self.extra[index] = self._extra_name(name, index, repeats_a_field=bool(field))
+                self._extra_names.add(self.extra[index])
 
     def _extra_name(self, name, index, repeats_a_field):
         """Extra columns keep their header name; a repeated or empty one gets its position."""
         name = name.strip()
-        if not name or repeats_a_field or name in self.extra.values():
+        if not name or repeats_a_field or name in self._extra_names:
             return f"{name or 'column'} (column {index + 1})"
         return name
 
@@ -95,14 +98,31 @@ def binary_kind(sample):
     for signature, kind in BINARY_SIGNATURES.items():
         if sample.startswith(signature):
             return kind
+    if _looks_like_utf16(sample):
+        return "UTF-16 text (save it as UTF-8)"
     text_bytes = sum(byte >= 0x20 or byte in b"\t\n\r" for byte in sample)
     if sample and text_bytes / len(sample) < 0.9:
         return "binary data"
     return None
 
 
+def _looks_like_utf16(sample):
+    """UTF-16 without a BOM: mostly-ASCII text has a NUL in every other byte."""
+    even, odd = sample[0::2], sample[1::2]
+    if len(odd) < 4:
+        return False
+    return any(zeros.count(0) > 0.7 * len(zeros) and others.count(0) < 0.1 * len(others)
+               for zeros, others in ((odd, even), (even, odd)))
+
+
+# Excel writes 'sep=;' as the first line to name the delimiter; the header follows it.
+SEP_LINE = re.compile(r"sep=([,;\t|])", re.IGNORECASE)
+
+
 def sniff_delimiter(header_line):
-    """The candidate that splits the header line into the most columns (',' on a tie)."""
+    """The candidate that splits the header line into the most columns (',' on a tie);
+    delimiters inside quoted names do not count."""
+    header_line = re.sub(r'"[^"]*"', "", header_line)
     counts = {delimiter: header_line.count(delimiter) for delimiter in DELIMITERS}
     best = max(DELIMITERS, key=lambda delimiter: counts[delimiter])
     return best if counts[best] else ","
@@ -116,9 +136,12 @@ def read_header(sample, encoding):
     """(Header, delimiter) from the first bytes of a file; raises NotACsvFile."""
     text = sample.decode(encoding, errors="replace")
     line = first_line(text)
+    hint = SEP_LINE.fullmatch(line)
+    if hint:
+        line = (text.lstrip("\ufeff").splitlines()[1:] or [""])[0]
     if not line.strip():
         raise NotACsvFile("the file has no header row (the first line is empty)")
-    delimiter = sniff_delimiter(line)
+    delimiter = hint.group(1) if hint else sniff_delimiter(line)
     names = next(csv.reader(io.StringIO(line), delimiter=delimiter))
     header = Header(names)
     if not header.has_email:
@@ -147,7 +170,13 @@ class EncodingDetector:
         return UTF8 if self.is_utf8 else WINDOWS_1252
 
 
+# In a file that is not all UTF-8, what is UTF-8 is read as UTF-8 and only the
+# bytes that are not are read as Windows-1252 (a file mixing both stays readable).
+codecs.register_error("cp1252", lambda error: (
+    error.object[error.start:error.end].decode(WINDOWS_1252, errors="latin1"), error.end))
+
+
 def text_stream(raw, encoding):
     """A text view of a binary stream, as the csv module wants it (newline='')."""
-    errors = "latin1" if encoding == WINDOWS_1252 else "strict"
-    return io.TextIOWrapper(raw, encoding=encoding, errors=errors, newline="")
+    errors = "cp1252" if encoding == WINDOWS_1252 else "strict"
+    return io.TextIOWrapper(raw, encoding=UTF8, errors=errors, newline="")

@@ -1,6 +1,7 @@
 """What a valid record is. The CSV job, the record form and the JSON API all
 ask this module; no other place decides."""
 import re
+import unicodedata
 
 FIELDS = ("email", "first_name", "last_name", "phone", "company", "city", "country")
 MAX_FIELD_LENGTH = 1000
@@ -16,13 +17,13 @@ CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def normalize_email(email):
-    """The form uniqueness is decided on: trimmed and lower-cased."""
-    return email.strip().lower()
+    """The form uniqueness is decided on: trimmed, composed (NFC) and lower-cased."""
+    return unicodedata.normalize("NFC", email.strip()).lower()
 
 
 def email_problem(email):
     """Why `email` is not a usable address, or None."""
-    address = email.strip()
+    address = unicodedata.normalize("NFC", email.strip())
     if not address:
         return "email is missing"
     if len(address) > MAX_EMAIL_LENGTH:

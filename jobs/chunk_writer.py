@@ -74,14 +74,15 @@ class ChunkWriter:
     def _existing(self, emails):
         """email_norm -> (upload_id, source_line, record id) for the emails already stored."""
         rows = self.connection.execute(
-            "SELECT email_norm, upload_id, source_line, id FROM records WHERE email_norm = ANY(%s)",
-            (emails,))
+            "SELECT email_norm, upload_id, source_line, id FROM records "
+            "WHERE email_norm = ANY(string_to_array(%s, E'\\n'))",
+            ("\n".join(emails),))
         return {email: (upload_id, line, record_id) for email, upload_id, line, record_id in rows}
 
     def _copy(self, table, lines):
         if not lines:
             return 0
-        statement = sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(table), COPY_COLUMN_LIST)
+        statement = sql.SQL("COPY {} ({}) FROM STDIN (NULL '')").format(sql.Identifier(table), COPY_COLUMN_LIST)
         with self.connection.cursor().copy(statement) as copy:
             copy.write("".join(lines))
         return len(lines)

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 # pg_try_advisory_lock(LOCK_SPACE, upload id) is held by whichever worker ingests the upload.
 LOCK_SPACE = 1
-READ_AHEAD_CHUNKS = 2
+READ_AHEAD_CHUNKS = 1
 
 START_OVER = """
     UPDATE uploads SET lines_read = 0, rows_inserted = 0, rows_updated = 0, rows_invalid = 0,

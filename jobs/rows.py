@@ -5,6 +5,7 @@ here touches the database.
 """
 import csv
 import json
+import re
 from dataclasses import dataclass, field
 
 from webapp.csv_contract import SEP_LINE, Header
@@ -18,6 +19,8 @@ csv.field_size_limit(MAX_PARSED_FIELD)
 # Columns of `records` in the order copy_line() writes them.
 COPY_COLUMNS = (*FIELDS, "email_norm", "extra", "upload_id", "source_line")
 _COPY_SPECIALS = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+NEEDS_ESCAPING = re.compile(r"[\\\n\r]")
+encode_json = json.JSONEncoder(ensure_ascii=False).encode
 
 
 class UnterminatedQuote(ValueError):
@@ -72,17 +75,15 @@ class Chunk:
         return f"duplicate of {self.unit} {first_position} in this {'file' if self.unit == 'line' else 'batch'}"
 
 
-def copy_cell(value):
-    if value is None or value == "":
-        return "\\N"
-    return value.translate(_COPY_SPECIALS)
-
-
 def copy_line(values, extra, upload_id, line):
-    cells = [values.get(name) for name in FIELDS]
+    """The record as a line of COPY's text format; an empty cell stands for NULL."""
+    cells = [values.get(name, "") for name in FIELDS]
     cells.append(normalize_email(values["email"]))
-    cells.append(json.dumps(extra, ensure_ascii=False) if extra else "{}")
-    return "\t".join(map(copy_cell, cells)) + f"\t{upload_id}\t{line}\n"
+    cells.append(encode_json(extra) if extra else "{}")
+    text = "\t".join(cells)
+    if NEEDS_ESCAPING.search(text) or text.count("\t") != len(cells) - 1:
+        text = "\t".join(cell.translate(_COPY_SPECIALS) for cell in cells)
+    return f"{text}\t{upload_id}\t{line}\n"
 
 
 class UnreadableLine(Exception):

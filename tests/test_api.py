@@ -173,7 +173,7 @@ def test_killing_the_flusher_mid_flush_loses_no_record(app, start_process, monke
 def test_the_spec_lists_exactly_the_api_routes(app, api):
     spec = api("GET", "/api/openapi.json").get_json()
     assert spec["openapi"] == "3.1.0"
-    served = {rule.rule.replace("<int:job_id>", "{job_id}") for rule in app.url_map.iter_rules()
+    served = {rule.rule.replace("<id:job_id>", "{job_id}") for rule in app.url_map.iter_rules()
               if rule.rule.startswith("/api/")}
     assert set(spec["paths"]) == served
 
@@ -202,3 +202,9 @@ def test_the_cli_creates_a_token(app):
     secret = app.test_cli_runner().invoke(args=["tokens", "create", "etl"]).output.strip()
     assert secret.startswith("intake_")
     assert db.session.scalar(db.select(ApiToken).filter_by(name="etl")).token_hash == ApiToken.hash(secret)
+
+
+def test_ids_out_of_the_database_range_are_404s(api, client):
+    assert api("GET", "/api/jobs/2147483648").status_code == 404
+    assert api("GET", "/api/jobs/1/errors?after=99999999999999999999999").status_code == 404
+    assert client.get("/uploads/99999999999999999999").status_code == 404

@@ -20,6 +20,8 @@ def create_app(config=None):
     sock.init_app(app)
     login_manager.init_app(app)
 
+    from webapp import converters
+    converters.register(app)  # before the blueprints, whose routes use it
     from webapp import (api, auth, cli, dashboard, errors, formatting, health, live, navigation,
                         security, tokens, uploads)
     for blueprint in (auth.blueprint, dashboard.blueprint, health.blueprint, uploads.blueprint, live.blueprint,

@@ -39,7 +39,7 @@ def index():
     return render_template("tokens/index.html", form=form, tokens=tokens, secret=secret)
 
 
-@blueprint.post("/<int:token_id>/revoke")
+@blueprint.post("/<id:token_id>/revoke")
 def revoke(token_id):
     token = db.get_or_404(ApiToken, token_id)
     if token.revoked_at is None:

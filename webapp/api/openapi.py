@@ -78,13 +78,13 @@ PATHS = {
 }
 
 
-def spec():
+def spec(server_url):
     return {
         "openapi": "3.1.0",
         "info": {"title": "Intake API", "version": "1.0",
                  "description": "Push records into Intake: batches become jobs like CSV uploads; single "
                                 "records are buffered and stored within seconds."},
-        "servers": [{"url": url_for("dashboard.index", _external=True).rstrip("/")}],
+        "servers": [{"url": server_url}],
         "paths": PATHS,
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
@@ -94,11 +94,15 @@ def spec():
     }
 
 
+def server_url():
+    return url_for("dashboard.index", _external=True).rstrip("/")
+
+
 @api.get("/openapi.json")
 def openapi_json():
-    return spec()
+    return spec(server_url())
 
 
 @docs_blueprint.get("/api/docs")
 def docs():
-    return render_template("api/docs.html", spec=spec())
+    return render_template("api/docs.html", spec=spec(server_url()))

@@ -18,6 +18,7 @@ blueprint = Blueprint("api", __name__, url_prefix="/api")
 MAX_BATCH = 1000
 MAX_BUFFERED = 100
 ERRORS_PAGE = 100
+MAX_LINE = 2**62  # row_errors.line is a bigint
 
 
 @blueprint.before_request
@@ -65,7 +66,7 @@ def get_job(job_id):
     return upload
 
 
-@blueprint.get("/jobs/<int:job_id>")
+@blueprint.get("/jobs/<id:job_id>")
 def job(job_id):
     upload = get_job(job_id)
     return jsonify(
@@ -78,11 +79,11 @@ def job(job_id):
         failure_reason=upload.failure_reason)
 
 
-@blueprint.get("/jobs/<int:job_id>/errors")
+@blueprint.get("/jobs/<id:job_id>/errors")
 def job_errors(job_id):
     """Row errors by record index (0-based), ERRORS_PAGE at a time; `next` pages on."""
     upload = get_job(job_id)
-    after = request.args.get("after", -1, type=int)
+    after = min(request.args.get("after", -1, type=int), MAX_LINE)
     rows = db.session.scalars(db.select(RowError).filter_by(upload_id=upload.id)
                               .where(RowError.line > after + 1).order_by(RowError.line)
                               .limit(ERRORS_PAGE + 1)).all()

@@ -12,6 +12,7 @@ from webapp.queueing import enqueue_ingest
 from webapp.spreadsheet import safe_cell
 from webapp.uploads.forms import UploadForm
 from webapp.uploads.fragments import first_row_errors, upload_fragments
+from webapp.uploads.reopen import reopen
 from webapp.uploads.storage import FileRefused, store_upload
 
 blueprint = Blueprint("uploads", __name__, url_prefix="/uploads")
@@ -76,13 +77,13 @@ def get_upload(upload_id):
     return db.session.get(Upload, upload_id) or abort(404)
 
 
-@blueprint.get("/<int:upload_id>")
+@blueprint.get("/<id:upload_id>")
 def show(upload_id):
     upload = get_upload(upload_id)
     return render_template("uploads/show.html", upload=upload, row_errors=first_row_errors(upload))
 
 
-@blueprint.post("/<int:upload_id>/cancel")
+@blueprint.post("/<id:upload_id>/cancel")
 def cancel(upload_id):
     """A queued upload stops at once; a running one after the chunk it is writing."""
     upload = get_upload(upload_id)
@@ -96,18 +97,12 @@ def cancel(upload_id):
     return after_action(upload)
 
 
-@blueprint.post("/<int:upload_id>/retry")
+@blueprint.post("/<id:upload_id>/retry")
 def retry(upload_id):
     """Queue a failed or cancelled upload again; it resumes from its checkpoint."""
     upload = get_upload(upload_id)
-    if upload.can_retry:
-        upload.status = UploadStatus.QUEUED
-        upload.cancel_requested = False
-        upload.failure_reason = None
-        upload.finished_at = None
-        db.session.commit()
+    if reopen(upload):
         queue_uploads([upload])
-        publish_change(upload.id, upload.status)
     return after_action(upload)
 
 
@@ -117,7 +112,7 @@ def after_action(upload):
     return redirect(url_for("uploads.show", upload_id=upload.id), code=303)
 
 
-@blueprint.get("/<int:upload_id>/errors.csv")
+@blueprint.get("/<id:upload_id>/errors.csv")
 def errors_csv(upload_id):
     upload = get_upload(upload_id)
     query = (db.select(RowError.line, RowError.column_name, RowError.reason, RowError.raw_line)

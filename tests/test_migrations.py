@@ -6,7 +6,7 @@ from flask_migrate import downgrade, upgrade
 from webapp import create_app
 from webapp.config import sqlalchemy_url
 
-TABLES = {"operators", "uploads", "upload_pieces", "records", "row_errors"}
+TABLES = {"operators", "uploads", "upload_pieces", "records", "row_errors", "api_tokens"}
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ import psycopg
 from flask import current_app
 from redis import Redis
 
+from jobs.alerts import send_failure_email
 from jobs.chunk_writer import ChunkWriter
 from jobs.events import UploadEvents
 from jobs.progress import save_progress
@@ -187,6 +188,8 @@ class Ingest:
                              (status, reason, status == UploadStatus.COMPLETED, self.upload_id))
         self.events.changed(status, final=True)
         log.info("ingest %s%s", status, f": {reason}" if reason else "")
+        if status == UploadStatus.FAILED:
+            send_failure_email(self.upload_id)
         return status
 
 
@@ -204,3 +207,4 @@ def record_failure(job, connection, exc_type, exc_value, traceback):
             (reason, final, UploadStatus.FAILED, final, upload_id, list(UploadStatus.ACTIVE)))
     if final:
         UploadEvents(connection, upload_id, log).changed(UploadStatus.FAILED, final=True)
+        send_failure_email(upload_id)

@@ -22,6 +22,7 @@ def periodic_jobs(config):
         ("periodic-resume-stalled-uploads", "jobs.maintenance.resume_stalled_uploads",
          max(1, config["REAPER_SECONDS"] // 2)),
         ("periodic-flush-api-buffer", "jobs.flush.flush_api_buffer", config["BUFFER_FLUSH_SECONDS"]),
+        ("periodic-delete-expired-raw-files", "jobs.retention.delete_expired_raw_files", 3600),  # hourly
     ]
 
 

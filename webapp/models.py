@@ -117,7 +117,7 @@ class Upload(db.Model):
 
     @property
     def can_retry(self):
-        return self.status in (UploadStatus.FAILED, UploadStatus.CANCELLED)
+        return self.status in (UploadStatus.FAILED, UploadStatus.CANCELLED) and self.raw_deleted_at is None
 
     @property
     def percent(self):

@@ -14,7 +14,7 @@ blueprint = Blueprint("auth", __name__)
 # Endpoints reachable without a login; everything else is refused. The API
 # checks its own bearer tokens instead (webapp/api/auth.py).
 PUBLIC_ENDPOINTS = {"auth.login", "health.health", "static"}
-TOKEN_BLUEPRINTS = {"api"}
+TOKEN_BLUEPRINTS = {"api", "metrics"}  # metrics: METRICS_TOKEN (webapp/metrics.py)
 
 login_manager.login_view = "auth.login"
 login_manager.login_message = "Please log in to continue."

@@ -1,18 +1,21 @@
 """Periodic jobs that keep Intake tidy, run by the scheduler process."""
 import logging
+from datetime import datetime, timedelta, timezone
 
 import psycopg
 from flask import current_app
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
+from rq.registry import ScheduledJobRegistry
 
 from jobs.ingest import LOCK_SPACE
 from webapp.models import UploadStatus
-from webapp.queueing import enqueue_ingest, ingest_job_id, redis_connection
+from webapp.queueing import enqueue_ingest, ingest_job_id, ingest_queue, redis_connection
 
 log = logging.getLogger(__name__)
 
-# Jobs in these states will run without help.
+# Jobs in these states will run without help; a SCHEDULED one only while some worker's
+# scheduler (rq worker --with-scheduler) moves it to the queue on time.
 WILL_RUN = (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED)
 
 
@@ -48,4 +51,20 @@ def _will_run(upload_id):
         job = Job.fetch(ingest_job_id(upload_id), connection=redis_connection())
     except NoSuchJobError:
         return False
-    return job.get_status() in WILL_RUN
+    status = job.get_status()
+    if status == JobStatus.SCHEDULED and _overdue(job):
+        # No worker's scheduler is moving it (the scheduler process dies with a Redis restart
+        # and goes with a killed worker; RQ starts another one only every 10 minutes).
+        ScheduledJobRegistry(queue=ingest_queue()).remove(job)
+        return False
+    return status in WILL_RUN
+
+
+def _overdue(job):
+    """A scheduled job whose time passed more than REAPER_SECONDS ago."""
+    try:
+        due = ScheduledJobRegistry(queue=ingest_queue()).get_scheduled_time(job)
+    except NoSuchJobError:
+        return True
+    late = timedelta(seconds=current_app.config["REAPER_SECONDS"])
+    return due < datetime.now(timezone.utc) - late

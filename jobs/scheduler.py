@@ -6,14 +6,21 @@ Registration replaces the jobs by their fixed ids, so a restart never adds a
 second copy. Run exactly one scheduler.
 """
 import logging
+import time
 from datetime import datetime, timezone
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq_scheduler import Scheduler
 
 from webapp import create_app, logs
 from webapp.queueing import MAINTENANCE_QUEUE, redis_connection
 
 log = logging.getLogger(__name__)
+
+# While Redis is away (a restart, a failover) the scheduler waits this long between attempts
+# instead of exiting: under honcho one exiting process stops all the others.
+RECONNECT_SECONDS = 2
 
 
 def periodic_jobs(config):
@@ -38,9 +45,15 @@ def main():
     app = create_app()
     logs.configure(app.config["LOG_FORMAT"])
     with app.app_context():
-        scheduler = Scheduler(connection=redis_connection(), interval=1)
-        register(scheduler, app.config)
-        scheduler.run()
+        while True:
+            try:
+                scheduler = Scheduler(connection=redis_connection(), interval=1)
+                register(scheduler, app.config)
+                scheduler.run()
+                return
+            except (RedisConnectionError, RedisTimeoutError) as error:
+                log.warning("Redis is unreachable (%s); trying again in %s s", error, RECONNECT_SECONDS)
+                time.sleep(RECONNECT_SECONDS)
 
 
 if __name__ == "__main__":

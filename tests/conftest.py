@@ -117,16 +117,32 @@ class ChildProcess:
         return self
 
     def kill(self):
-        """kill -9 the process and its children (an RQ work horse), as a crash would."""
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        """kill -9 the process and its children, as a crash would. An RQ work horse is not in
+        the worker's process group (RQ calls os.setpgrp() in it), so children are killed by pid."""
+        horses = child_pids(self.process.pid)
+        for kill, target in [(os.killpg, self.process.pid)] + [(os.kill, pid) for pid in horses]:
+            try:
+                kill(target, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         self.process.wait()
 
     def stop(self):
         if self.process and self.process.poll() is None:
             self.kill()
+
+
+def child_pids(pid):
+    """The pids whose parent is `pid`, from /proc."""
+    children = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            children.append(int(entry))
+    return children
 
 
 def worker_process(log):

@@ -69,7 +69,14 @@ document.addEventListener("DOMContentLoaded", function () {
     failures += 1;
     if (failures >= 2) startPolling();
   }
-  document.addEventListener("htmx:wsOpen", stopPolling);
+  function closed(event) {
+    // The ws extension reconnects only after these codes; after any other it gives up, so poll at once.
+    var code = event.detail.event && event.detail.event.code;
+    if ([1006, 1011, 1012, 1013].indexOf(code) < 0) startPolling();
+    else failed();
+  }
+  // A socket is working once it delivers: a server may accept it and close it straight away.
+  document.addEventListener("htmx:wsAfterMessage", stopPolling);
   document.addEventListener("htmx:wsError", failed);
-  document.addEventListener("htmx:wsClose", failed);
+  document.addEventListener("htmx:wsClose", closed);
 })();

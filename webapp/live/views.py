@@ -1,5 +1,7 @@
 import json
+import threading
 import time
+from collections import defaultdict
 
 from flask import Blueprint, current_app, request
 
@@ -16,6 +18,11 @@ THROTTLE = 0.25
 # Even with no event at all (Redis restarted, events lost), refresh this often.
 FULL_REFRESH = 10.0
 POLICY_VIOLATION = 1008
+# A full refresh may reuse a render another watcher of the same page started this recently.
+REUSE_FOR_REFRESH = 1.0
+# The watchers of one page in this process share its renders: {watch key: (monotonic start, html)}.
+_renders = {}
+_render_locks = defaultdict(threading.Lock)
 
 
 def origin_allowed():
@@ -45,28 +52,39 @@ def feed(ws):
         pubsub.close()
 
 
-def push(ws, html):
-    ws.send(html)
-    # A long-lived socket must not keep a database connection or an old snapshot.
-    db.session.remove()
+def shared_render(watch, not_before):
+    """(start, html) of the page's fragments, rendered by the first watcher of the same page in this
+    process that needs a render started at or after `not_before`, and reused by the others."""
+    with _render_locks[watch.key]:
+        started, html = _renders.get(watch.key, (float("-inf"), ""))
+        if started < not_before:
+            started = time.monotonic()
+            html = watch.render()
+            # A long-lived socket must not keep a database connection or an old snapshot.
+            db.session.remove()
+            _renders[watch.key] = (started, html)
+            for key in [key for key, (at, _) in _renders.items()
+                        if started - at > 2 * FULL_REFRESH and not _render_locks[key].locked()]:
+                del _renders[key], _render_locks[key]
+    return started, html
 
 
 def stream(ws, watch, pubsub):
-    push(ws, watch.render())
-    pending, last_sent, last_full = set(), 0.0, time.monotonic()
+    shown, html = shared_render(watch, time.monotonic())
+    ws.send(html)
+    pending, newest, last_sent, last_full = False, 0.0, 0.0, time.monotonic()
     while True:
         message = pubsub.get_message(timeout=THROTTLE)
-        if message:
-            upload_id = json.loads(message["data"])["upload_id"]
-            if watch.concerns(upload_id):
-                pending.add(upload_id)
+        if message and watch.concerns(json.loads(message["data"])["upload_id"]):
+            pending, newest = True, time.monotonic()
         now = time.monotonic()
+        # Never send a render older than the event, nor older than the one the page shows.
         if now - last_full >= FULL_REFRESH:
-            push(ws, watch.render())
-            pending.clear()
-            last_full = last_sent = now
+            shown, html = shared_render(watch, max(shown, now - REUSE_FOR_REFRESH))
+            ws.send(html)
+            pending, last_full, last_sent = False, now, now
         elif pending and now - last_sent >= THROTTLE:
-            push(ws, watch.render(pending))
-            pending.clear()
-            last_sent = now
+            shown, html = shared_render(watch, max(shown, newest))
+            ws.send(html)
+            pending, last_sent = False, now
         ws.receive(timeout=0)  # raises ConnectionClosed once the page has gone

@@ -32,15 +32,19 @@ class Watch:
             return cls(view, None)
         abort(400, "view must be upload, uploads or dashboard")
 
+    @property
+    def key(self):
+        """Pages with the same key show the same fragments."""
+        return self.view, frozenset(self.upload_ids or ())
+
     def concerns(self, upload_id):
         return self.upload_ids is None or upload_id in self.upload_ids
 
-    def render(self, upload_ids=None):
-        """The fragments for `upload_ids` (all the page shows when None), fresh from PostgreSQL."""
+    def render(self):
+        """Every fragment the page shows, fresh from PostgreSQL."""
         if self.view == "dashboard":
             return render_template("dashboard/_live.html", oob=True, **dashboard_context())
-        wanted = self.upload_ids if upload_ids is None else self.upload_ids & set(upload_ids)
-        uploads = db.session.scalars(db.select(Upload).where(Upload.id.in_(wanted))).all()
+        uploads = db.session.scalars(db.select(Upload).where(Upload.id.in_(self.upload_ids))).all()
         if self.view == "upload":
             return "".join(upload_fragments(upload) for upload in uploads)
         return "".join(render_template("uploads/_upload_row.html", upload=upload, oob=True)

@@ -28,9 +28,11 @@ def live_server(app):
     thread.join()
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: each module that imports this fixture gets a
+# fixture of its own, and two Playwright instances cannot run at once.
+@pytest.fixture(scope="module")
 def browser():
-    """Debian's chromium, headless, shared by the whole run."""
+    """Debian's chromium, headless, shared by the tests of a module."""
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser

@@ -23,9 +23,9 @@ def create_app(config=None):
     from webapp import converters
     converters.register(app)  # before the blueprints, whose routes use it
     from webapp import (api, auth, cli, dashboard, errors, formatting, health, live, metrics, monitor, navigation,
-                        security, tokens, uploads)
+                        records, security, tokens, uploads)
     for blueprint in (auth.blueprint, dashboard.blueprint, health.blueprint, uploads.blueprint, live.blueprint,
-                      tokens.blueprint, api.blueprint, api.docs_blueprint,
+                      records.blueprint, tokens.blueprint, api.blueprint, api.docs_blueprint,
                       monitor.blueprint, metrics.blueprint):
         app.register_blueprint(blueprint)
     csrf.exempt(api.blueprint)  # bearer tokens, never sent by a browser on its own

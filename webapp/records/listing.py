@@ -1,0 +1,145 @@
+"""Running a RecordQuery for the list page: one page of rows and how many
+records match, at a cost that stays bounded however many records there are."""
+from dataclasses import dataclass
+
+from sqlalchemy import func, select, text
+
+from webapp.models import Record
+from webapp.records.query import conditions, encode_cursor, page_statement
+
+# Counting matching records reads each of them, so the page counts only a few
+# and asks for the exact number in a request of its own (_count.html).
+QUICK_COUNT_LIMIT = 1_000
+EXACT_COUNT_LIMIT = 100_000
+ESTIMATE_ONLY_ABOVE = 1_000_000
+# A search expected to match no more records than this is sorted from its
+# matches: reading them costs about what walking the sort index would cost at
+# this number (bench/README.md). The bar must stay above the lowest estimate
+# PostgreSQL makes for a prefix, which with the statistics of migration 0002
+# is a thousandth of the table, so it grows with the table.
+COLLECT_SEARCH_BELOW = 10_000
+LOWEST_PREFIX_ESTIMATE = 1 / 1000
+
+
+@dataclass
+class Page:
+    rows: list
+    next_cursor: str | None
+    previous_cursor: str | None
+
+
+@dataclass
+class Count:
+    number: int
+    exact: bool
+
+    @property
+    def label(self):
+        noun = "record" if self.number == 1 and self.exact else "records"
+        if self.exact:
+            return f"{self.number:,} {noun}"
+        return f"about {round_to_two_digits(self.number):,} {noun}"
+
+    @property
+    def can_refine(self):
+        """Counting up to EXACT_COUNT_LIMIT might make this exact."""
+        return not self.exact and self.number <= ESTIMATE_ONLY_ABOVE
+
+
+def round_to_two_digits(number):
+    return round(number, -max(len(str(number)) - 2, 0))
+
+
+def plan_with_values(session):
+    """Have PostgreSQL plan each statement of this transaction for its values.
+
+    psycopg prepares a statement it has run five times, and PostgreSQL may then
+    reuse one plan for any values; for LIKE 'prefix%' that plan cannot use an
+    index and reads every row.
+    """
+    session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+
+
+def table_rows(session):
+    """The number of records as of the last ANALYZE (cheap, never counted)."""
+    return session.scalar(text("SELECT reltuples FROM pg_class WHERE oid = 'records'::regclass"))
+
+
+def planner_estimate(session, statement):
+    """How many rows PostgreSQL expects `statement` to return (EXPLAIN, no execution)."""
+    compiled = statement.compile(dialect=session.get_bind().dialect)
+    plan = session.connection().exec_driver_sql("EXPLAIN (FORMAT JSON) " + str(compiled),
+                                                compiled.params).scalar()
+    return int(plan[0]["Plan"]["Plan Rows"])
+
+
+def bounded_count(session, matching, limit):
+    """How many rows `matching` selects, counting no further than limit + 1."""
+    return session.scalar(select(func.count()).select_from(matching.limit(limit + 1).subquery()))
+
+
+def list_records(session, query):
+    """(Page, Count) for the list page. Filters are left to PostgreSQL, which
+    estimates them well; counting stops after QUICK_COUNT_LIMIT rows."""
+    plan_with_values(session)
+    matching = select(Record.id).where(*conditions(query))
+    if query.q:
+        return _search_page(session, query, matching)
+    counted = bounded_count(session, matching, QUICK_COUNT_LIMIT)
+    if counted <= QUICK_COUNT_LIMIT:
+        return fetch_page(session, query), Count(counted, exact=True)
+    estimate = planner_estimate(session, matching)
+    return fetch_page(session, query), Count(max(estimate, counted), exact=False)
+
+
+def _search_page(session, query, matching):
+    """A search expected to match few records is sorted from its collected
+    matches, which also gives the exact count. Left to choose, PostgreSQL may
+    expect more matches than a rare search has and walk the sort index through
+    millions of rows looking for them; for many matches that walk is the quick
+    way, and it is left to choose."""
+    estimate = planner_estimate(session, matching)
+    if estimate > max(COLLECT_SEARCH_BELOW, 2 * LOWEST_PREFIX_ESTIMATE * table_rows(session)):
+        return fetch_page(session, query), Count(estimate, exact=False)
+    page = fetch_page(session, query, collect_first=True)
+    if page.rows:
+        return page, Count(page.rows[0].matches, exact=True)
+    if query.after is None:
+        return page, Count(0, exact=True)
+    return page, count_records(session, query)  # past the last match: count them anew
+
+
+def count_records(session, query):
+    """Exact up to EXACT_COUNT_LIMIT, else the planner's estimate, marked as such.
+
+    Counting is skipped when the planner expects far more than that.
+    """
+    plan_with_values(session)
+    matching = select(Record.id).where(*conditions(query))
+    estimate = planner_estimate(session, matching)
+    if estimate > ESTIMATE_ONLY_ABOVE:
+        return Count(estimate, exact=False)
+    counted = bounded_count(session, matching, EXACT_COUNT_LIMIT)
+    if counted <= EXACT_COUNT_LIMIT:
+        return Count(counted, exact=True)
+    return Count(max(estimate, counted), exact=False)
+
+
+def _cursor_of(row):
+    return encode_cursor(row.sort_key, row.Record.id)
+
+
+def fetch_page(session, query, collect_first=False):
+    """The page `query` points at, with cursors for the pages next to it."""
+    if query.before is None:
+        rows = session.execute(page_statement(query, collect_first=collect_first)).all()
+        more = len(rows) > query.size
+        rows = rows[:query.size]
+        return Page(rows, next_cursor=_cursor_of(rows[-1]) if more else None,
+                    previous_cursor=_cursor_of(rows[0]) if rows and query.after else None)
+    rows = session.execute(page_statement(query, backward=True, collect_first=collect_first)).all()
+    if len(rows) <= query.size:
+        # Nothing before these rows: this is the first page, and it should be a full one.
+        return fetch_page(session, query.first_page(), collect_first)
+    rows = rows[:query.size][::-1]
+    return Page(rows, next_cursor=_cursor_of(rows[-1]), previous_cursor=_cursor_of(rows[0]))

@@ -1,3 +1,5 @@
+import socket
+
 from scripts.services import Redis as RedisServer
 from webapp import create_app
 
@@ -16,10 +18,13 @@ def test_health_counts_running_workers(app, worker):
 
 def test_health_is_503_when_redis_is_down(app, tmp_path):
     redis = RedisServer(tmp_path / "redis")
-    url = redis.start()
+    redis.start()
     redis.stop()
-    degraded = create_app({"REDIS_URL": url})
-    response = degraded.test_client().get("/api/health")
+    # Hold the stopped server's port (bound, not listening), so nothing else can answer on it.
+    with socket.socket() as placeholder:
+        placeholder.bind(("127.0.0.1", redis.port))
+        degraded = create_app({"REDIS_URL": redis.url})
+        response = degraded.test_client().get("/api/health")
     assert response.status_code == 503
     body = response.get_json()
     assert body["status"] == "degraded" and body["database"] == "ok"

@@ -1,6 +1,5 @@
 import socket
 
-from scripts.services import Redis as RedisServer
 from webapp import create_app
 
 
@@ -16,14 +15,11 @@ def test_health_counts_running_workers(app, worker):
     wait_until(lambda: client.get("/api/health").get_json()["workers"] == 1, message="worker registered")
 
 
-def test_health_is_503_when_redis_is_down(app, tmp_path):
-    redis = RedisServer(tmp_path / "redis")
-    redis.start()
-    redis.stop()
-    # Hold the stopped server's port (bound, not listening), so nothing else can answer on it.
+def test_health_is_503_when_redis_is_down(app):
+    # A port held but not listening: connecting to it is refused, as to a Redis that is down.
     with socket.socket() as placeholder:
-        placeholder.bind(("127.0.0.1", redis.port))
-        degraded = create_app({"REDIS_URL": redis.url})
+        placeholder.bind(("127.0.0.1", 0))
+        degraded = create_app({"REDIS_URL": f"redis://127.0.0.1:{placeholder.getsockname()[1]}/0"})
         response = degraded.test_client().get("/api/health")
     assert response.status_code == 503
     body = response.get_json()

@@ -1,13 +1,12 @@
 """The WebSocket feed, with a real websockets client against a real server."""
 import re
-import threading
 import time
 
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from tests.conftest import log_in, wait_until
+from tests.conftest import wait_until
 from tests.ingest_helpers import finished, upload_file
 from webapp.events import publish
 from webapp.extensions import db

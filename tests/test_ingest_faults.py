@@ -2,7 +2,7 @@
 import pytest
 
 from tests.conftest import scheduler_process, wait_until, worker_process
-from tests.ingest_helpers import finished, row_errors, upload_file
+from tests.ingest_helpers import finished, post_files, row_errors, upload_file
 from webapp.extensions import db
 from webapp.models import Record, RowError, Upload
 
@@ -86,3 +86,24 @@ def test_concurrent_uploads_sharing_emails_store_each_email_once(client, small_c
     for upload in uploads:
         assert upload.status == "completed"
         assert upload.lines_read == upload.rows_inserted + upload.duplicates + upload.rows_invalid == 6_000
+
+
+def test_ten_uploads_at_once_on_two_workers_count_every_line_once(client, small_chunks, start_process):
+    files = []
+    for number in range(10):
+        # Every file shares half its emails with the next one, in another letter case.
+        lines = ["email,first_name"] + [f"{'S' if number % 2 else 's'}{row}@example.com,N{number}"
+                                        for row in range(number * 1_000, number * 1_000 + 2_000)]
+        lines.append(f"bad-{number},Bad")
+        files.append((f"f{number}.csv", ("\n".join(lines) + "\n").encode()))
+    response = post_files(client, files)
+    assert response.status_code == 303
+    start_process(worker_process)
+    start_process(worker_process)
+    uploads = [finished(upload_id, timeout=240) for upload_id in db.session.scalars(db.select(Upload.id))]
+    assert len(uploads) == 10 and {upload.status for upload in uploads} == {"completed"}
+    assert stored_count() == 11_000
+    assert sum(upload.rows_inserted for upload in uploads) == 11_000
+    for upload in uploads:
+        assert upload.lines_read == upload.rows_inserted + upload.duplicates + upload.rows_invalid == 2_001
+    assert sum(upload.duplicates for upload in uploads) == 20_000 - 11_000

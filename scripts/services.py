@@ -136,7 +136,8 @@ class Redis:
                         "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
                         "--daemonize", "yes", "--pidfile", str(self.pid_file),
                         "--logfile", str(self.directory / "server.log")], check=True)
-        wait_for(lambda: port_open(port), 30, "Redis")
+        # The daemon writes its pid file after it starts listening; stop() needs it.
+        wait_for(lambda: port_open(port) and self.pid_file.exists(), 30, "Redis")
         return self.url
 
     def stop(self):

@@ -84,7 +84,7 @@ class ChunkWriter:
             return 0
         statement = sql.SQL("COPY {} ({}) FROM STDIN (NULL '')").format(sql.Identifier(table), COPY_COLUMN_LIST)
         with self.connection.cursor().copy(statement) as copy:
-            copy.write("".join(lines))
+            copy.write(b"".join(lines))
         return len(lines)
 
     def _update(self, lines):

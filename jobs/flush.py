@@ -65,7 +65,7 @@ def _claimed_slices(redis):
 def _store(items, redis):
     with psycopg.connect(current_app.config["DATABASE_URL"], autocommit=True) as connection:
         upload_id, lines_before = _todays_upload()
-        chunk = Chunk(unit="record")
+        chunk = Chunk(unit="record", raw_is_source=False)
         for number, item in enumerate(items, lines_before + 1):
             values, extra = split_fields(item["record"])
             values["email"] = values.get("email", "").strip()

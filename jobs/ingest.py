@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 
 # pg_try_advisory_lock(LOCK_SPACE, upload id) is held by whichever worker ingests the upload.
 LOCK_SPACE = 1
-READ_AHEAD_CHUNKS = 1
+# One chunk being written while the next is parsed: memory holds two chunks at most.
+CHUNKS_IN_MEMORY = 2
 
 START_OVER = """
     UPDATE uploads SET lines_read = 0, rows_inserted = 0, rows_updated = 0, rows_invalid = 0,
@@ -149,37 +150,35 @@ class Ingest:
 
     def chunks(self, reader, source):
         """Chunks parsed in a thread of their own while the previous one is written."""
-        ready = queue.Queue(maxsize=READ_AHEAD_CHUNKS)
+        ready = queue.SimpleQueue()
+        free_slots = threading.Semaphore(CHUNKS_IN_MEMORY)
         stop = threading.Event()
-        thread = threading.Thread(target=self._parse, args=(reader, source, ready, stop), daemon=True)
+        thread = threading.Thread(target=self._parse, args=(reader, source, ready, free_slots, stop), daemon=True)
         thread.start()
         try:
             while (item := ready.get()) is not None:
                 if isinstance(item, BaseException):
                     raise item
                 yield item
+                free_slots.release()
         finally:
             stop.set()
             thread.join()
 
-    def _parse(self, reader, source, ready, stop):
-        def hand_over(item):
-            while not stop.is_set():
-                try:
-                    return ready.put(item, timeout=0.2)
-                except queue.Full:
-                    continue
-
+    def _parse(self, reader, source, ready, free_slots, stop):
         try:
             more = True
             while more and not stop.is_set():
+                while not free_slots.acquire(timeout=0.2):
+                    if stop.is_set():
+                        return
                 chunk = reader.new_chunk()
                 more = reader.fill(chunk, self.config["INGEST_CHUNK_ROWS"], lambda: source.position)
                 if chunk.records or chunk.unreadable_rest:
-                    hand_over(chunk)
-            hand_over(None)
+                    ready.put(chunk)
+            ready.put(None)
         except BaseException as error:  # handed to the writing thread, which raises it
-            hand_over(error)
+            ready.put(error)
 
     def finish(self, status, reason=None):
         self.control.execute("UPDATE uploads SET status = %s, failure_reason = %s, finished_at = now(), "

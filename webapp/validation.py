@@ -44,17 +44,21 @@ def value_problem(value):
     return None
 
 
-def record_problems(values):
+def _within_value_limits(text):
+    return len(text) <= MAX_FIELD_LENGTH and not CONTROL_CHARACTERS.search(text)
+
+
+def record_problems(values, source_text=None):
     """[(field, reason), …] for a record given as {field: value}; empty when valid.
 
     Unknown fields are allowed (they are kept as extra columns) and checked
-    like any other value.
+    like any other value. `source_text`, the text the values were cut from
+    (a line of a file), lets a short line without control characters skip
+    the checks of each value: none of its values can break them.
     """
     problems = []
-    for field, value in values.items():
-        reason = value_problem(value or "")
-        if reason:
-            problems.append((field, reason))
+    if source_text is None or not _within_value_limits(source_text):
+        problems = [(field, reason) for field, value in values.items() if (reason := value_problem(value or ""))]
     if not any(field == "email" for field, _ in problems):
         reason = email_problem(values.get("email") or "")
         if reason:

@@ -11,7 +11,7 @@ from webapp.extensions import db
 class AppWorker(Worker):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.app = create_app()
+        self.app = create_app(migrations=False)
         logs.configure(self.app.config["LOG_FORMAT"])
 
     def perform_job(self, *args, **kwargs):

@@ -4,19 +4,25 @@ from pathlib import Path
 from flask import Flask
 
 from webapp.config import load_config
-from webapp.extensions import csrf, db, login_manager, migrate, sock
+from webapp.extensions import csrf, db, login_manager, sock
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def create_app(config=None):
-    """Build the app from the environment; `config` overrides single settings (tests)."""
+def create_app(config=None, migrations=True):
+    """Build the app from the environment; `config` overrides single settings (tests).
+
+    `migrations=False` leaves out `flask db` and Alembic: RQ workers never
+    migrate, and Alembic would add 12 MB to every work horse.
+    """
     app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"))
     app.config.update(load_config())
     app.config.update(config or {})
 
     db.init_app(app)
-    migrate.init_app(app, db, directory=str(ROOT / "migrations"))
+    if migrations:
+        from flask_migrate import Migrate
+        Migrate(app, db, directory=str(ROOT / "migrations"))
     sock.init_app(app)
     login_manager.init_app(app)
 

@@ -46,6 +46,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench.rss import MB, TreeSampler, system_busy  # noqa: E402
 from scripts.services import Postgres, Redis, postgres_bin  # noqa: E402
+from webapp.config import DEFAULTS  # noqa: E402
 
 DATA = ROOT / "bench" / "data"
 CSV_DIR = DATA / "csv"
@@ -54,7 +55,7 @@ VENV_BIN = Path(sys.executable).parent
 OPERATOR, PASSWORD = "bench@example.com", "bench-password-" + uuid.uuid4().hex[:8]
 COPY_COLUMNS = ["email", "first_name", "last_name", "phone", "company", "city", "country",
                 "email_norm", "extra", "upload_id", "source_line"]
-DEFAULT_CHUNK = 50000
+DEFAULT_CHUNK = int(DEFAULTS["INGEST_CHUNK_ROWS"])
 
 
 def log(message):
@@ -755,7 +756,7 @@ def main():
     parser.add_argument("--large-rows", type=int, default=5_000_000, help="the second size for (c)")
     parser.add_argument("--skip-5m", action="store_true", help="leave out the --large-rows ingest")
     parser.add_argument("--chunks", type=lambda text: [int(x) for x in text.split(",") if x],
-                        default=[5000, 20000, 50000, 100000], help="INGEST_CHUNK_ROWS values for (e)")
+                        default=[5000, 10000, 20000, 50000], help="INGEST_CHUNK_ROWS values for (e)")
     parser.add_argument("--sweep-rows", type=int, help="lines for (e) (default: --rows)")
     parser.add_argument("--skip-sweep", action="store_true")
     parser.add_argument("--skip-web", action="store_true", help="leave out (d)")

@@ -12,7 +12,7 @@ DEFAULTS = {
     "DATABASE_URL": "postgresql://intake@127.0.0.1:5432/intake",
     "REDIS_URL": "redis://127.0.0.1:6379/0",
     "MAX_UPLOAD_MB": "512",
-    "INGEST_CHUNK_ROWS": "20000",
+    "INGEST_CHUNK_ROWS": "10000",
     "INGEST_RETRIES": "5",
     "REAPER_SECONDS": "60",
     "BUFFER_FLUSH_SECONDS": "2",

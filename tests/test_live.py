@@ -8,7 +8,7 @@ from websockets.sync.client import connect
 
 from tests.conftest import wait_until
 from tests.ingest_helpers import finished, upload_file
-from webapp.events import publish
+from webapp.events import UPLOAD_EVENTS, publish
 from webapp.extensions import db
 from webapp.models import Upload
 from webapp.queueing import redis_connection
@@ -70,6 +70,28 @@ def test_a_burst_of_events_is_throttled_but_ends_on_the_final_state(web_server, 
     assert len(received) < 50, "200 events should not become 200 messages"
     assert counter(received[-1], "lines") == 200
     assert elapsed < 30
+
+
+def test_many_watchers_share_one_redis_subscription(web_server, session_cookie, client):
+    upload_id = upload_file(client, "a.csv", b"email\na@example.com\n")
+    other_id = upload_file(client, "b.csv", b"email\nb@example.com\n")
+    sockets = [socket(web_server, session_cookie, f"view=upload&id={upload_id}") for _ in range(5)]
+    try:
+        for ws in sockets:
+            ws.recv(timeout=10)
+        redis = redis_connection()
+        wait_until(lambda: redis.pubsub_numsub(UPLOAD_EVENTS) == [(UPLOAD_EVENTS.encode(), 1)],
+                   message="the web process to subscribe once")
+        publish(redis, other_id, "running")  # another upload's news goes to nobody here
+        db.session.execute(db.update(Upload).where(Upload.id == upload_id).values(lines_read=42))
+        db.session.commit()
+        publish(redis, upload_id, "running")
+        for ws in sockets:
+            # A refresh may come first: the process re-reads every page when it (re)subscribes.
+            assert any(counter(ws.recv(timeout=10), "lines") == 42 for _ in range(3))
+    finally:
+        for ws in sockets:
+            ws.close()
 
 
 def test_a_real_ingest_streams_to_the_socket_until_completed(web_server, session_cookie, client, worker):

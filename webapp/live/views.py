@@ -1,14 +1,12 @@
-import json
 import threading
 import time
 from collections import defaultdict
 
 from flask import Blueprint, current_app, request
 
-from webapp.events import UPLOAD_EVENTS
 from webapp.extensions import db, sock
+from webapp.live.hub import EventHub
 from webapp.live.watch import Watch
-from webapp.queueing import redis_connection
 
 blueprint = Blueprint("live", __name__)
 
@@ -44,12 +42,20 @@ def feed(ws):
         ws.close(reason=POLICY_VIOLATION, message="cross-site WebSocket refused")
         return
     watch = Watch.from_args(request.args)
-    pubsub = redis_connection().pubsub(ignore_subscribe_messages=True)
-    pubsub.subscribe(UPLOAD_EVENTS)
+    hub = event_hub()
+    listener = hub.listen(watch)
     try:
-        stream(ws, watch, pubsub)
+        stream(ws, watch, listener)
     finally:
-        pubsub.close()
+        hub.leave(listener)
+
+
+def event_hub():
+    """This process's one subscription to upload events, started by its first socket."""
+    extensions = current_app.extensions
+    if "live_hub" not in extensions:
+        extensions.setdefault("live_hub", EventHub(current_app.config["REDIS_URL"]))
+    return extensions["live_hub"]
 
 
 def shared_render(watch, not_before):
@@ -69,14 +75,14 @@ def shared_render(watch, not_before):
     return started, html
 
 
-def stream(ws, watch, pubsub):
+def stream(ws, watch, listener):
     shown, html = shared_render(watch, time.monotonic())
     ws.send(html)
     pending, newest, last_sent, last_full = False, 0.0, 0.0, time.monotonic()
     while True:
-        message = pubsub.get_message(timeout=THROTTLE)
-        if message and watch.concerns(json.loads(message["data"])["upload_id"]):
-            pending, newest = True, time.monotonic()
+        heard = listener.wait(timeout=THROTTLE)
+        if heard is not None:
+            pending, newest = True, heard
         now = time.monotonic()
         # Never send a render older than the event, nor older than the one the page shows.
         if now - last_full >= FULL_REFRESH:

@@ -1,0 +1,85 @@
+"""One Redis subscription per web process, shared by all its WebSockets.
+
+A thread (a greenlet under gunicorn's gevent workers) listens on the upload
+events channel and wakes the sockets whose page shows the upload that changed.
+Many watchers cost one Redis connection, and a socket waiting for news costs
+nothing until there is some.
+"""
+import json
+import logging
+import threading
+import time
+
+from redis import Redis
+from redis.exceptions import RedisError
+
+from webapp.events import UPLOAD_EVENTS
+
+log = logging.getLogger(__name__)
+RECONNECT_SECONDS = 1.0
+
+
+class Listener:
+    """What one socket hears: whether its page has news, and since when."""
+
+    def __init__(self, watch):
+        self.watch = watch
+        self.news = threading.Event()
+        self.newest = 0.0
+
+    def notify(self, upload_id):
+        if upload_id is None or self.watch.concerns(upload_id):
+            self.newest = time.monotonic()
+            self.news.set()
+
+    def wait(self, timeout):
+        """The time of the newest event since the last call, or None after `timeout` seconds without one."""
+        if not self.news.wait(timeout):
+            return None
+        self.news.clear()
+        return self.newest
+
+
+class EventHub:
+    def __init__(self, redis_url):
+        self.redis_url = redis_url
+        self.listeners = set()
+        self.lock = threading.Lock()
+        self.thread = None
+
+    def listen(self, watch):
+        listener = Listener(watch)
+        with self.lock:
+            self.listeners.add(listener)
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._run, name="live-events", daemon=True)
+                self.thread.start()
+        return listener
+
+    def leave(self, listener):
+        with self.lock:
+            self.listeners.discard(listener)
+
+    def _notify(self, upload_id):
+        with self.lock:
+            listeners = list(self.listeners)
+        for listener in listeners:
+            listener.notify(upload_id)
+
+    def _run(self):
+        while True:
+            try:
+                self._subscribe_and_relay()
+            except RedisError as error:
+                log.warning("live events: Redis is unreachable (%s); trying again", error)
+            # Events may have been missed while away: every page re-reads its state.
+            self._notify(None)
+            time.sleep(RECONNECT_SECONDS)
+
+    def _subscribe_and_relay(self):
+        with Redis.from_url(self.redis_url, socket_connect_timeout=5, health_check_interval=30) as redis:
+            pubsub = redis.pubsub(ignore_subscribe_messages=True)
+            pubsub.subscribe(UPLOAD_EVENTS)
+            self._notify(None)
+            for message in pubsub.listen():
+                self._notify(json.loads(message["data"])["upload_id"])

@@ -30,14 +30,20 @@ def periodic_jobs(config):
          max(1, config["REAPER_SECONDS"] // 2)),
         ("periodic-flush-api-buffer", "jobs.flush.flush_api_buffer", config["BUFFER_FLUSH_SECONDS"]),
         ("periodic-delete-expired-raw-files", "jobs.retention.delete_expired_raw_files", 3600),  # hourly
+        # Hourly too; it does nothing while ARCHIVE_AFTER_DAYS is 0.
+        ("periodic-archive-old-uploads", "jobs.archive.archive_old_uploads", 3600),
     ]
+
+
+# Longer than RQ's default of 180 s: one large upload takes minutes to write out and delete.
+TIMEOUTS = {"jobs.archive.archive_old_uploads": 3 * 3600}
 
 
 def register(scheduler, config):
     for job_id, function, interval in periodic_jobs(config):
         scheduler.cancel(job_id)
         scheduler.schedule(datetime.now(timezone.utc), function, id=job_id, interval=interval,
-                           queue_name=MAINTENANCE_QUEUE, result_ttl=600)
+                           queue_name=MAINTENANCE_QUEUE, result_ttl=600, timeout=TIMEOUTS.get(function))
         log.info("every %s s: %s", interval, function)
 
 

@@ -5,6 +5,7 @@ import click
 from flask.cli import AppGroup
 from sqlalchemy.exc import IntegrityError
 
+from webapp.archive_restore import cli as archive_cli
 from webapp.extensions import db
 from webapp.models import Operator
 from webapp.tokens import cli as tokens_cli
@@ -54,3 +55,4 @@ def bootstrap_operator(email):
 def register(app):
     app.cli.add_command(operators)
     app.cli.add_command(tokens_cli)
+    app.cli.add_command(archive_cli)

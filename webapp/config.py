@@ -1,6 +1,9 @@
 """Settings, read from environment variables (documented in the README)."""
 import os
 import secrets
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 class ConfigError(RuntimeError):
@@ -19,6 +22,8 @@ DEFAULTS = {
     "BUFFER_FLUSH_ROWS": "5000",
     "LOG_FORMAT": "text",
     "RAW_RETENTION_DAYS": "30",
+    "ARCHIVE_AFTER_DAYS": "0",
+    "ARCHIVE_DIR": str(ROOT / "var" / "archive"),
     "PUBLIC_URL": "http://127.0.0.1:8000",
     "SMTP_PORT": "25",
     "SMTP_FROM": "intake@localhost",
@@ -30,13 +35,14 @@ OPTIONAL = ("METRICS_TOKEN", "ALERT_EMAIL", "SMTP_HOST", "SMTP_USER", "SMTP_PASS
 ENVIRONMENTS = ("production", "development", "test")
 
 
-def _integer(name, raw):
+def _integer(name, raw, minimum=1):
     try:
         value = int(raw)
     except ValueError:
         raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
-    if value <= 0:
-        raise ConfigError(f"{name} must be greater than 0, got {value}")
+    if value < minimum:
+        least = "greater than 0" if minimum == 1 else f"{minimum} or more"
+        raise ConfigError(f"{name} must be {least}, got {value}")
     return value
 
 
@@ -91,6 +97,9 @@ def load_config(environ=os.environ):
         "BUFFER_FLUSH_SECONDS": _integer("BUFFER_FLUSH_SECONDS", raw["BUFFER_FLUSH_SECONDS"]),
         "BUFFER_FLUSH_ROWS": _integer("BUFFER_FLUSH_ROWS", raw["BUFFER_FLUSH_ROWS"]),
         "RAW_RETENTION_DAYS": _integer("RAW_RETENTION_DAYS", raw["RAW_RETENTION_DAYS"]),
+        # 0: uploads are never archived.
+        "ARCHIVE_AFTER_DAYS": _integer("ARCHIVE_AFTER_DAYS", raw["ARCHIVE_AFTER_DAYS"] or "0", minimum=0),
+        "ARCHIVE_DIR": raw["ARCHIVE_DIR"] or DEFAULTS["ARCHIVE_DIR"],
         "PUBLIC_URL": raw["PUBLIC_URL"].rstrip("/"),
         "SMTP_PORT": _integer("SMTP_PORT", raw["SMTP_PORT"]),
         "SMTP_FROM": raw["SMTP_FROM"],

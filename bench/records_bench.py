@@ -402,6 +402,7 @@ def main():
         print(f"- load average before measuring: {os.getloadavg()[0]:.2f}", flush=True)
         with app.app_context():
             run_measurements(app, bench_login(app), args.rows)
+        print(f"- load average after measuring: {os.getloadavg()[0]:.2f} (1 min), {os.getloadavg()[1]:.2f} (5 min)")
     finally:
         postgres.stop()
 

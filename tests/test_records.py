@@ -13,6 +13,7 @@ import pytest
 from tests.conftest import csrf_token, log_in, wait_until
 from webapp.extensions import db
 from webapp.models import Record, Upload
+from webapp.records import listing
 from webapp.records.query import BadQuery, decode_cursor, encode_cursor, parse_query
 from webapp.validation import normalize_email
 
@@ -193,6 +194,41 @@ def test_pages_never_skip_or_repeat_a_row_across_ties(client, sort, direction, c
     assert sum(forward, []) == expected
     backward, _ = walk(client, urls[-1], "prev")
     assert backward == forward[::-1]
+
+
+# A search expected to match many records is looked for within a stretch of the sort order the
+# statistics give, and in another way when fewer than a page match there.
+@pytest.mark.parametrize("direction", ["asc", "desc"])
+def test_pages_of_a_search_bounded_by_statistics_never_skip_or_repeat(client, monkeypatch, direction):
+    monkeypatch.setattr(listing, "BOUND_SEARCH_ABOVE", 0)
+    monkeypatch.setattr(listing, "BOUND_SPARE", 1)
+    records = seed_ties(1010)  # four creation times, a quarter of the records each
+    db.session.execute(db.text("ANALYZE records"))
+    db.session.commit()
+    bounded, fetch_bounded_page = [], listing.fetch_bounded_page
+
+    def recorded(*args):
+        bounded.append(fetch_bounded_page(*args))
+        return bounded[-1]
+
+    monkeypatch.setattr(listing, "fetch_bounded_page", recorded)
+    expected = [record.id for record in sorted(
+        records, key=lambda record: (record.created_at, record.id), reverse=direction == "desc")]
+    forward, urls = walk(client, f"/records?q=person&sort=created&dir={direction}&size=25", "next")
+    assert sum(forward, []) == expected
+    backward, _ = walk(client, urls[-1], "prev")
+    assert backward == forward[::-1]
+    assert any(page is not None for page in bounded) and any(page is None for page in bounded)
+
+
+@pytest.mark.parametrize("start, descending, share, bound", [
+    (None, True, 0.1, 3), (None, True, 0.3, 2), (None, True, 0.6, None),
+    (3, True, 0.1, 2), (3, True, 0.3, 2), (3, True, 0.45, 1), (1, True, 0.1, 1), (1, True, 0.2, None),
+    (None, False, 0.1, 1), (None, False, 0.2, 2), (None, False, 0.4, 3),
+    (3, False, 0.2, 4), (3, False, 0.3, None), (2, False, 0.1, 2), (2, False, 0.3, 3)])
+def test_the_bound_of_a_stretch_covers_the_share_asked_for(start, descending, share, bound):
+    shares = [(1, 1, 0.125), (2, 2, 0.125), (2, 3, 0.25), (3, 4, 0.25)]  # two common values, two buckets
+    assert listing.sort_bound(shares, start, descending, share) == bound
 
 
 def test_previous_from_a_short_second_page_gives_a_full_first_page(client, many_ties):

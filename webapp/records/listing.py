@@ -5,7 +5,8 @@ from dataclasses import dataclass
 from sqlalchemy import func, select, text
 
 from webapp.models import Record
-from webapp.records.query import conditions, encode_cursor, page_statement
+from webapp.records.query import (conditions, email_prefix_condition, encode_cursor, page_statement,
+                                  scan_is_descending)
 
 # Counting matching records reads each of them, so the page counts only a few
 # and asks for the exact number in a request of its own (_count.html).
@@ -19,6 +20,20 @@ ESTIMATE_ONLY_ABOVE = 1_000_000
 # is a thousandth of the table, so it grows with the table.
 COLLECT_SEARCH_BELOW = 10_000
 LOWEST_PREFIX_ESTIMATE = 1 / 1000
+# Collecting reads one table page per match, wherever it lies; cold, that is
+# too slow long before 10,000 matches (bench/README.md). A search expected to
+# match more than BOUND_SEARCH_ABOVE is first tried within a stretch of the
+# sort order that should hold BOUND_SPARE pages of matches, found from the
+# column's statistics, so that only those matches are read. Only sorts by
+# plain columns have statistics in their own order.
+BOUND_SEARCH_ABOVE = 2_000
+BOUND_SPARE = 4
+NARROW_SHARE = 0.5  # a stretch of more than this share of the table is not worth bounding by
+SORT_STATISTICS = {"created": ("records", "created_at", "timestamptz")}
+# How many table pages PostgreSQL asks for at once in a bitmap scan (a search
+# or count that collects its matches). PostgreSQL 15's default of 1 reads them
+# one by one; SSDs and cloud disks serve many reads at once (bench/README.md).
+READ_AHEAD_PAGES = 32
 
 
 @dataclass
@@ -58,6 +73,7 @@ def plan_with_values(session):
     index and reads every row.
     """
     session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+    session.execute(text(f"SET LOCAL effective_io_concurrency = {READ_AHEAD_PAGES}"))
 
 
 def table_rows(session):
@@ -97,8 +113,14 @@ def _search_page(session, query, matching):
     matches, which also gives the exact count. Left to choose, PostgreSQL may
     expect more matches than a rare search has and walk the sort index through
     millions of rows looking for them; for many matches that walk is the quick
-    way, and it is left to choose."""
+    way, and it is left to choose. In between, and before either when the sort
+    allows, the page is looked for near its place in the sort order."""
     estimate = planner_estimate(session, matching)
+    at_least = max(estimate, email_matches(session, query.q)) if query.sort in SORT_STATISTICS else estimate
+    if at_least > BOUND_SEARCH_ABOVE:
+        page = fetch_bounded_page(session, query, at_least)
+        if page is not None:
+            return page, Count(at_least, exact=False)
     if estimate > max(COLLECT_SEARCH_BELOW, 2 * LOWEST_PREFIX_ESTIMATE * table_rows(session)):
         return fetch_page(session, query), Count(estimate, exact=False)
     page = fetch_page(session, query, collect_first=True)
@@ -107,6 +129,15 @@ def _search_page(session, query, matching):
     if query.after is None:
         return page, Count(0, exact=True)
     return page, count_records(session, query)  # past the last match: count them anew
+
+
+def email_matches(session, term, limit=COLLECT_SEARCH_BELOW):
+    """How many emails start with `term`, counting no further than limit + 1.
+
+    PostgreSQL's estimate for an email prefix is poor (988 of 5 million for
+    "olga.m", which 3,115 have), while counting them reads only the email
+    index (an index-only scan): a lower bound for the matches of a search."""
+    return bounded_count(session, select(Record.id).where(email_prefix_condition(term)), limit)
 
 
 def count_records(session, query):
@@ -143,3 +174,70 @@ def fetch_page(session, query, collect_first=False):
         return fetch_page(session, query.first_page(), collect_first)
     rows = rows[:query.size][::-1]
     return Page(rows, next_cursor=_cursor_of(rows[-1]), previous_cursor=_cursor_of(rows[0]))
+
+
+# Searching a stretch of the sort order
+
+def sort_statistics(session, sort):
+    """[(low, high, share of the rows)] for the sort key's values, from pg_stats:
+    each common value on its own, then each histogram bucket; [] without statistics."""
+    table, column, value_type = SORT_STATISTICS[sort]
+    row = session.execute(text(
+        f"SELECT null_frac, most_common_vals::text::{value_type}[], most_common_freqs, "
+        f"histogram_bounds::text::{value_type}[] FROM pg_stats "
+        "WHERE schemaname = current_schema() AND tablename = :table AND attname = :column"),
+        {"table": table, "column": column}).first()
+    if row is None:
+        return []
+    null_share, common, common_shares, bounds = row
+    common, common_shares, bounds = common or [], common_shares or [], bounds or []
+    shares = [(value, value, share) for value, share in zip(common, common_shares)]
+    if len(bounds) > 1:
+        bucket = (1 - null_share - sum(common_shares)) / (len(bounds) - 1)
+        shares += [(low, high, bucket) for low, high in zip(bounds, bounds[1:])]
+    return shares
+
+
+def sort_bound(shares, start, descending, share):
+    """A sort value such that the rows from `start` (None: the first row) to it,
+    in the order being fetched, are at least `share` of the table by the
+    statistics; None when the rest of the table is not that much, or when the
+    stretch would be more than NARROW_SHARE of the table.
+
+    Values straddling `start` are not counted, so the stretch errs on the long side."""
+    if descending:
+        ahead = sorted((item for item in shares if start is None or item[1] <= start), key=lambda item: item[1],
+                       reverse=True)
+    else:
+        ahead = sorted((item for item in shares if start is None or item[0] >= start), key=lambda item: item[0])
+    total = 0.0
+    for low, high, item_share in ahead:
+        total += item_share
+        if total > NARROW_SHARE:
+            return None
+        if total >= share:
+            return low if descending else high
+    return None
+
+
+def fetch_bounded_page(session, query, estimate):
+    """The page `query` points at, looked for only among the rows near it in the
+    sort order; None when fewer than a page match there (the statistics or the
+    estimate were wrong, or the list ends there), and another way must be used."""
+    if query.sort not in SORT_STATISTICS:
+        return None
+    backward = query.before is not None
+    cursor = query.before if backward else query.after
+    bound = sort_bound(sort_statistics(session, query.sort), cursor and cursor[0],
+                       scan_is_descending(query, backward), BOUND_SPARE * (query.size + 1) / estimate)
+    if bound is None:
+        return None
+    rows = session.execute(page_statement(query, backward=backward, bound=bound)).all()
+    if len(rows) <= query.size:
+        return None
+    rows = rows[:query.size]
+    if backward:
+        rows = rows[::-1]
+        return Page(rows, next_cursor=_cursor_of(rows[-1]), previous_cursor=_cursor_of(rows[0]))
+    return Page(rows, next_cursor=_cursor_of(rows[-1]),
+                previous_cursor=_cursor_of(rows[0]) if query.after else None)

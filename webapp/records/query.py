@@ -212,11 +212,18 @@ def escape_like(text):
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+def prefix_pattern(term):
+    return escape_like(term.lower()) + "%"
+
+
 def search_condition(term):
     """The email, full name, last name or company starts with `term`, in any case.
     Each test is a range scan of that column's sort index."""
-    pattern = escape_like(term.lower()) + "%"
-    return or_(*(SORTS[name].key(Record).like(pattern) for name in SEARCHED))
+    return or_(*(SORTS[name].key(Record).like(prefix_pattern(term)) for name in SEARCHED))
+
+
+def email_prefix_condition(term):
+    return SORTS["email"].key(Record).like(prefix_pattern(term))
 
 
 def start_of_day(day):
@@ -257,16 +264,24 @@ def keyset_condition(query, backward, records=Record):
     value, record_id = cursor
     value_type = BigInteger if isinstance(value, int) else None  # ints as bigint: no overflow error
     cursor_key = tuple_(literal(value, value_type), literal(record_id, BigInteger))
-    descending = (query.direction == "desc") != backward
-    return row_key < cursor_key if descending else row_key > cursor_key
+    return row_key < cursor_key if scan_is_descending(query, backward) else row_key > cursor_key
 
 
-def page_statement(query, backward=False, collect_first=False):
+def scan_is_descending(query, backward=False):
+    return (query.direction == "desc") != backward
+
+
+def page_statement(query, backward=False, collect_first=False, bound=None):
     """One page of rows plus one, to know whether there is more.
 
     With `collect_first` the matching rows are fetched whole before they are
     sorted (a MATERIALIZED CTE), so that PostgreSQL cannot choose to walk a
     sort index looking for them; each row then also says how many matched.
+
+    With a `bound` (a sort value) only rows up to it in the order being
+    fetched are looked at: PostgreSQL then reads just the matches in that
+    stretch of the sort index (a BitmapAnd). The rows found are the right
+    ones whenever there are more than a page of them (listing.py checks).
     """
     columns = []
     if collect_first:
@@ -282,4 +297,6 @@ def page_statement(query, backward=False, collect_first=False):
     keyset = keyset_condition(query, backward, records)
     if keyset is not None:
         statement = statement.where(keyset)
+    if bound is not None:
+        statement = statement.where(sort_key >= bound if scan_is_descending(query, backward) else sort_key <= bound)
     return statement.order_by(*sort_order(query, backward, records)).limit(query.size + 1)

@@ -353,11 +353,12 @@ class Bench:
 
     # -- database
 
-    KEPT_INDEXES = ("ix_records_upload_id",)
+    KEPT_INDEXES = ("ix_records_upload_id", "ix_records_upload_created")
 
     def drop_list_indexes(self):
-        """Leave records with the indexes of its first migration only: the primary key, the unique
-        index on email_norm (both back constraints) and ix_records_upload_id."""
+        """Leave records with the indexes ingest itself needs: the primary key, the unique index on
+        email_norm (both back constraints) and one index on upload_id (the first migration's, or
+        since migration 0004 the records list's ix_records_upload_created)."""
         names = [name for (name,) in self.db.execute(
             "SELECT i.relname FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid "
             "WHERE x.indrelid = 'records'::regclass AND x.indexrelid NOT IN "

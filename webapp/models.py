@@ -157,8 +157,6 @@ class Record(db.Model):
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_by: Mapped[int | None] = mapped_column(ForeignKey("operators.id", ondelete="SET NULL"))
 
-    __table_args__ = (Index("ix_records_upload_id", "upload_id"),)
-
 
 class RowError(db.Model):
     """A line of an upload that was not stored, and why."""

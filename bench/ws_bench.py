@@ -39,7 +39,6 @@ import os
 import platform
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -48,40 +47,24 @@ import time
 import uuid
 from importlib import metadata
 from pathlib import Path
-from urllib.parse import urlencode
 
 import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench.rss import TreeSampler, system_busy  # noqa: E402
-from scripts.services import Postgres, Redis, free_port  # noqa: E402
+from bench.http_session import Client, log, percentile, wait_for  # noqa: E402
+from bench.stack import Stack, die_with_parent, procfile_command  # noqa: E402
 
 DATA = ROOT / "bench" / "data"
 CSV_DIR = DATA / "csv"
 RUN_DIR = DATA / "ws"
-VENV_BIN = Path(sys.executable).parent
 CHANNEL = "intake:uploads"
 OPERATOR, PASSWORD = "bench@example.com", "bench-password-" + uuid.uuid4().hex[:8]
 LINES = re.compile(r'data-counter="lines">([\d,]+)<')
 STATUS = re.compile(r'class="status status-(\w+)"')
 P99_TARGET_MS = 500
 PAGE_RATIO_TARGET = 2.0
-
-
-def log(message):
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def wait_for(condition, timeout, what, interval=0.1):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
 
 
 def wait_until_quiet(limit, most=0.25):
@@ -98,14 +81,6 @@ def wait_until_quiet(limit, most=0.25):
             return waited, share
 
 
-def percentile(values, share):
-    """Nearest-rank percentile of `values` (share 0..1); None when empty."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, int(round(share * len(ordered) + 0.5)) - 1))]
-
-
 def ms(value):
     return "-" if value is None else f"{value * 1000:,.0f}"
 
@@ -120,114 +95,6 @@ def csv_file(rows, seed):
         subprocess.run([sys.executable, str(ROOT / "bench" / "make_csv.py"), str(rows), str(path),
                         "--seed", str(seed)], check=True, stdout=subprocess.DEVNULL)
     return path, json.loads(meta.read_text())
-
-
-def die_with_parent():
-    """Ask Linux to SIGTERM this process when the bench dies, even by SIGKILL (PR_SET_PDEATHSIG)."""
-    import ctypes
-    ctypes.CDLL(None).prctl(1, signal.SIGTERM)
-
-
-def procfile_command(name):
-    return next(line.split(":", 1)[1].strip() for line in (ROOT / "Procfile").read_text().splitlines()
-                if line.startswith(f"{name}:"))
-
-
-class Child:
-    """A process started through bash exactly as the Procfile line says, in a session of its own."""
-
-    def __init__(self, name, command, env, log_path):
-        self.name = name
-        with open(log_path, "ab") as output:
-            self.process = subprocess.Popen(["bash", "-c", f"exec {command}"], cwd=ROOT, env=env, stdout=output,
-                                            stderr=subprocess.STDOUT, start_new_session=True,
-                                            preexec_fn=die_with_parent)
-
-    def stop(self, timeout=20):
-        if self.process.poll() is None:
-            try:
-                os.killpg(self.process.pid, signal.SIGTERM)
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                pass
-            except ProcessLookupError:
-                return
-        try:  # whatever is left in its session (a work horse, a gunicorn worker)
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.process.wait()
-
-
-# ---------------------------------------------------------------- HTTP, as a logged-in browser
-
-class Client:
-    def __init__(self, port):
-        self.port = port
-        self.cookies = {}
-
-    @property
-    def cookie_header(self):
-        return "; ".join(f"{name}={value}" for name, value in self.cookies.items())
-
-    def request(self, method, path, body=None, headers=None, timeout=60):
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        try:
-            headers = dict(headers or {})
-            if self.cookies:
-                headers["Cookie"] = self.cookie_header
-            connection.request(method, path, body=body, headers=headers)
-            response = connection.getresponse()
-            content = response.read().decode("utf-8", "replace")
-            for header in response.msg.get_all("Set-Cookie") or []:
-                name, _, rest = header.partition("=")
-                self.cookies[name.strip()] = rest.split(";", 1)[0]
-            return response.status, response.getheader("Location") or "", content
-        finally:
-            connection.close()
-
-    def csrf_token(self, path):
-        status, _, page = self.request("GET", path)
-        match = re.search(r'<meta name="csrf-token" content="([^"]+)"', page)
-        if status != 200 or not match:
-            raise RuntimeError(f"GET {path} answered {status} without a CSRF token")
-        return match.group(1)
-
-    def log_in(self, email, password):
-        body = urlencode({"email": email, "password": password, "csrf_token": self.csrf_token("/login")})
-        status, _, _ = self.request("POST", "/login", body, {"Content-Type": "application/x-www-form-urlencoded"})
-        if status != 303:
-            raise RuntimeError(f"logging in answered {status}")
-
-    def upload(self, path):
-        """POST /uploads/new with the file streamed from disk; returns the upload id."""
-        boundary = "bench" + uuid.uuid4().hex
-        fields = {"csrf_token": self.csrf_token("/uploads/new"), "on_duplicate": "skip"}
-        head = "".join(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
-                       for name, value in fields.items())
-        head = (head + f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{path.name}"\r\n'
-                "Content-Type: text/csv\r\n\r\n").encode()
-        tail = f"\r\n--{boundary}--\r\n".encode()
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=1800)
-        try:
-            connection.putrequest("POST", "/uploads/new")
-            connection.putheader("Content-Type", f"multipart/form-data; boundary={boundary}")
-            connection.putheader("Content-Length", str(len(head) + path.stat().st_size + len(tail)))
-            connection.putheader("Cookie", self.cookie_header)
-            connection.endheaders()
-            connection.send(head)
-            with open(path, "rb") as file:
-                while block := file.read(1 << 20):
-                    connection.send(block)
-            connection.send(tail)
-            response = connection.getresponse()
-            content = response.read().decode("utf-8", "replace")
-        finally:
-            connection.close()
-        match = re.search(r"/uploads/(\d+)$", response.getheader("Location") or "")
-        if response.status != 303 or not match:
-            raise RuntimeError(f"upload answered {response.status}: {content[:300]}")
-        return int(match.group(1))
 
 
 # ---------------------------------------------------------------- helpers in processes of their own
@@ -376,82 +243,38 @@ def latencies(watchers, events, per_state=None):
 class Bench:
     def __init__(self, args):
         self.args = args
-        self.children = []
+        self.stack = Stack(RUN_DIR, MAX_UPLOAD_MB="1024")
         self.helpers = []
         self.results = {"args": vars(args).copy(), "runs": []}
 
     def start_servers(self):
-        if RUN_DIR.exists():
-            shutil.rmtree(RUN_DIR)
-        RUN_DIR.mkdir(parents=True)
-        os.chmod(RUN_DIR, 0o755)
-        self.logs = RUN_DIR / "logs"
-        self.logs.mkdir()
-        self.postgres, self.redis = Postgres(RUN_DIR / "postgres"), Redis(RUN_DIR / "redis")
-        log("starting PostgreSQL and Redis under bench/data/ws/")
-        self.database_url = self.postgres.start()
-        self.redis_url = self.redis.start()
-        self.postmaster = int((self.postgres.data / "postmaster.pid").read_text().split()[0])
-        self.redis_pid = int(wait_for(lambda: self.redis.pid_file.exists() and self.redis.pid_file.read_text().strip(),
-                                      30, "Redis's pid file"))
-        self.env = dict(os.environ, DATABASE_URL=self.database_url, REDIS_URL=self.redis_url,
-                        SECRET_KEY=uuid.uuid4().hex, INTAKE_ENV="production", MAX_UPLOAD_MB="1024",
-                        PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}")
-        self.env.pop("INGEST_CHUNK_ROWS", None)
-        self.db = psycopg.connect(self.database_url, autocommit=True)
-
-    def flask(self, *arguments):
-        subprocess.run([str(VENV_BIN / "flask"), "--app", "wsgi", *arguments], cwd=ROOT, env=self.env, check=True,
-                       stdout=subprocess.DEVNULL)
+        self.stack.start_servers()
+        stack = self.stack
+        self.logs, self.database_url, self.redis_url = stack.logs, stack.database_url, stack.redis_url
+        self.postmaster, self.redis_pid, self.db = stack.postmaster, stack.redis_pid, stack.db
 
     def start_web(self):
-        self.port = free_port()
         command = procfile_command("web")
         if self.args.app != "wsgi:app":
             command = command.replace(" wsgi:app", f" {self.args.app}")
-        self.web = Child("web", command, dict(self.env, PORT=str(self.port), BIND="127.0.0.1"),
-                         self.logs / "web.log")
-        self.children.append(self.web)
+        self.web = self.stack.start_web(command)
+        self.port = self.stack.port
         self.client = Client(self.port)
-        wait_for(lambda: self.health() is not None, 60, "the web process")
         self.client.log_in(OPERATOR, PASSWORD)
         self.results["web_command"] = command
-        log(f"web on 127.0.0.1:{self.port}: {command}")
-
-    def health(self):
-        try:
-            status, _, body = self.client.request("GET", "/api/health", timeout=5)
-        except OSError:
-            return None
-        return json.loads(body) if status == 200 else None
 
     def start_worker(self):
-        env = dict(self.env)
-        if self.args.chunk_rows:
-            env["INGEST_CHUNK_ROWS"] = str(self.args.chunk_rows)
-        worker = Child("worker", procfile_command("worker"), env, self.logs / "worker.log")
-        self.children.append(worker)
-        return worker
+        return self.stack.start("worker", env={"INGEST_CHUNK_ROWS": str(self.args.chunk_rows)}
+                                if self.args.chunk_rows else None)
 
     def stop_worker(self, worker):
-        worker.stop()
-        self.children.remove(worker)
-        wait_for(lambda: (self.health() or {}).get("workers", 1) == 0, 30, "the worker to deregister")
+        self.stack.stop(worker)
+        wait_for(lambda: (self.stack.health() or {}).get("workers", 1) == 0, 30, "the worker to deregister")
 
     def helper(self, target, *args):
         helper = Helper(target, *args)
         self.helpers.append(helper)
         return helper
-
-    def stop_all(self):
-        steps = [helper.kill for helper in self.helpers] + [child.stop for child in reversed(self.children)]
-        steps += [getattr(self, name).stop if name != "db" else self.db.close
-                  for name in ("db", "redis", "postgres") if getattr(self, name, None)]
-        for step in steps:
-            try:
-                step()
-            except Exception as error:  # noqa: BLE001 (stop the rest anyway)
-                log(f"while stopping: {type(error).__name__}: {error}")
 
     def reset(self):
         self.db.execute("TRUNCATE records, row_errors, upload_pieces")
@@ -592,15 +415,15 @@ class Bench:
             self.start_servers()
             self.machine()
             log("applying migrations, creating an operator")
-            self.flask("db", "upgrade")
-            self.flask("operators", "create", OPERATOR, "--password", PASSWORD)
+            self.stack.flask("db", "upgrade")
+            self.stack.flask("operators", "create", OPERATOR, "--password", PASSWORD)
             self.start_web()
             for number in range(self.args.repeat):
                 suffix = f" #{number + 1}" if self.args.repeat > 1 else ""
                 self.run_once("without" + suffix, path, summary, 0)
                 self.run_once("with" + suffix, path, summary, self.args.watchers)
         finally:
-            self.stop_all()
+            self.stack.stop_all(*(helper.kill for helper in self.helpers))
         out = DATA / f"ws-results-{time.strftime('%Y%m%d-%H%M%S')}.json"
         out.write_text(json.dumps(self.results, indent=2, default=str))
         print(self.table())

@@ -13,8 +13,8 @@ from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 from redis.exceptions import RedisError
 from rq import Queue
 
-from webapp.events import UPLOAD_EVENTS
 from webapp.extensions import db
+from webapp.live.hub import open_sockets
 from webapp.models import Upload, UploadStatus
 from webapp.monitor.queues import QUEUES
 from webapp.monitor.workers import worker_rows
@@ -123,7 +123,4 @@ def queue_and_worker_metrics(redis):
     for state, count in sorted(states.items()):
         workers.add_metric([state], count)
     yield workers
-    # Each open WebSocket (webapp/live) holds one subscription to the events
-    # channel, on whichever web process or host serves it.
-    (_, sockets), = redis.pubsub_numsub(UPLOAD_EVENTS)
-    yield GaugeMetricFamily("intake_websocket_connections", "Open live-update WebSockets", value=sockets)
+    yield GaugeMetricFamily("intake_websocket_connections", "Open live-update WebSockets", value=open_sockets(redis))

@@ -1,6 +1,6 @@
 """The Redis connection and the RQ queues. The web app enqueues jobs by name
 only, so it never imports the jobs package."""
-from flask import current_app, g
+from flask import current_app
 from redis import Redis
 from rq import Callback, Queue, Retry
 
@@ -11,11 +11,13 @@ INGEST_JOB_TIMEOUT = 6 * 3600
 
 
 def redis_connection():
-    """One Redis client per app context."""
-    if "redis" not in g:
-        g.redis = Redis.from_url(current_app.config["REDIS_URL"], socket_timeout=5,
-                                 socket_connect_timeout=5)
-    return g.redis
+    """The app's Redis client: its connection pool serves every request of the
+    process (a new client per request cost a new connection and handshake each)."""
+    extensions = current_app.extensions
+    if "redis" not in extensions:
+        extensions["redis"] = Redis.from_url(current_app.config["REDIS_URL"], socket_timeout=5,
+                                             socket_connect_timeout=5)
+    return extensions["redis"]
 
 
 def ingest_queue():

@@ -3,10 +3,13 @@
 A thread (a greenlet under gunicorn's gevent workers) listens on the upload
 events channel and wakes the sockets whose page shows the upload that changed.
 Many watchers cost one Redis connection, and a socket waiting for news costs
-nothing until there is some.
+nothing until there is some. Each process also keeps its number of open
+sockets in Redis, for /metrics.
 """
 import json
 import logging
+import os
+import socket
 import threading
 import time
 
@@ -17,6 +20,17 @@ from webapp.events import UPLOAD_EVENTS
 
 log = logging.getLogger(__name__)
 RECONNECT_SECONDS = 1.0
+# intake:websockets:<host>:<pid> holds that process's open sockets; a process
+# that died stops renewing its key, which expires.
+SOCKET_COUNT_KEYS = "intake:websockets:"
+SOCKET_COUNT_RENEW_SECONDS = 10
+SOCKET_COUNT_TTL = 3 * SOCKET_COUNT_RENEW_SECONDS
+
+
+def open_sockets(redis):
+    """Open live-update sockets over every web process and host."""
+    keys = list(redis.scan_iter(match=SOCKET_COUNT_KEYS + "*", count=1000))
+    return sum(int(count) for count in redis.mget(keys) if count) if keys else 0
 
 
 class Listener:
@@ -43,6 +57,8 @@ class Listener:
 class EventHub:
     def __init__(self, redis_url):
         self.redis_url = redis_url
+        self.redis = Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
+        self.count_key = f"{SOCKET_COUNT_KEYS}{socket.gethostname()}:{os.getpid()}"
         self.listeners = set()
         self.lock = threading.Lock()
         self.thread = None
@@ -54,11 +70,19 @@ class EventHub:
             if self.thread is None:
                 self.thread = threading.Thread(target=self._run, name="live-events", daemon=True)
                 self.thread.start()
+        self._save_count()
         return listener
 
     def leave(self, listener):
         with self.lock:
             self.listeners.discard(listener)
+        self._save_count()
+
+    def _save_count(self):
+        try:
+            self.redis.set(self.count_key, len(self.listeners), ex=SOCKET_COUNT_TTL)
+        except RedisError:
+            pass    # the listening thread saves it again once Redis is back
 
     def _notify(self, upload_id):
         with self.lock:
@@ -81,5 +105,9 @@ class EventHub:
             pubsub = redis.pubsub(ignore_subscribe_messages=True)
             pubsub.subscribe(UPLOAD_EVENTS)
             self._notify(None)
-            for message in pubsub.listen():
-                self._notify(json.loads(message["data"])["upload_id"])
+            while True:
+                self._save_count()
+                renew_at = time.monotonic() + SOCKET_COUNT_RENEW_SECONDS
+                while (wait := renew_at - time.monotonic()) > 0:
+                    if message := pubsub.get_message(timeout=wait):
+                        self._notify(json.loads(message["data"])["upload_id"])

@@ -41,9 +41,9 @@ class Listener:
         self.news = threading.Event()
         self.newest = 0.0
 
-    def notify(self, upload_id):
+    def notify(self, upload_id, heard_at):
         if upload_id is None or self.watch.concerns(upload_id):
-            self.newest = time.monotonic()
+            self.newest = heard_at
             self.news.set()
 
     def wait(self, timeout):
@@ -85,10 +85,12 @@ class EventHub:
             pass    # the listening thread saves it again once Redis is back
 
     def _notify(self, upload_id):
+        # One time for all: sockets that heard the same event can share one render of it.
+        heard_at = time.monotonic()
         with self.lock:
             listeners = list(self.listeners)
         for listener in listeners:
-            listener.notify(upload_id)
+            listener.notify(upload_id, heard_at)
 
     def _run(self):
         while True:

@@ -16,9 +16,10 @@ THROTTLE = 0.25
 # Even with no event at all (Redis restarted, events lost), refresh this often.
 FULL_REFRESH = 10.0
 POLICY_VIOLATION = 1008
+CLOSED_CHECK = 1.0
 # A full refresh may reuse a render another watcher of the same page started this recently.
 REUSE_FOR_REFRESH = 1.0
-# The watchers of one page in this process share its renders: {watch key: (monotonic start, html)}.
+# The watchers of one page in this process share its renders: {watch key: (monotonic start, fragments)}.
 _renders = {}
 _render_locks = defaultdict(threading.Lock)
 
@@ -59,38 +60,50 @@ def event_hub():
 
 
 def shared_render(watch, not_before):
-    """(start, html) of the page's fragments, rendered by the first watcher of the same page in this
+    """(start, fragments) of the page, rendered by the first watcher of the same page in this
     process that needs a render started at or after `not_before`, and reused by the others."""
     with _render_locks[watch.key]:
-        started, html = _renders.get(watch.key, (float("-inf"), ""))
+        started, fragments = _renders.get(watch.key, (float("-inf"), ()))
         if started < not_before:
             started = time.monotonic()
-            html = watch.render()
+            fragments = watch.fragments()
             # A long-lived socket must not keep a database connection or an old snapshot.
             db.session.remove()
-            _renders[watch.key] = (started, html)
+            _renders[watch.key] = (started, fragments)
             for key in [key for key, (at, _) in _renders.items()
                         if started - at > 2 * FULL_REFRESH and not _render_locks[key].locked()]:
                 del _renders[key], _render_locks[key]
-    return started, html
+    return started, fragments
 
 
 def stream(ws, watch, listener):
-    shown, html = shared_render(watch, time.monotonic())
-    ws.send(html)
+    shown, fragments = shared_render(watch, time.monotonic())
+    ws.send("".join(fragments))
     pending, newest, last_sent, last_full = False, 0.0, 0.0, time.monotonic()
     while True:
-        heard = listener.wait(timeout=THROTTLE)
+        # Asleep until news, the throttle's end or the next full refresh; and at least once
+        # a second, to notice a page that has gone.
+        next_due = last_sent + THROTTLE if pending else last_full + FULL_REFRESH
+        heard = listener.wait(timeout=min(max(0.0, next_due - time.monotonic()), CLOSED_CHECK))
         if heard is not None:
             pending, newest = True, heard
         now = time.monotonic()
         # Never send a render older than the event, nor older than the one the page shows.
         if now - last_full >= FULL_REFRESH:
-            shown, html = shared_render(watch, max(shown, now - REUSE_FOR_REFRESH))
-            ws.send(html)
+            shown, fragments = send_changes(ws, fragments, *shared_render(watch, max(shown, now - REUSE_FOR_REFRESH)))
             pending, last_full, last_sent = False, now, now
         elif pending and now - last_sent >= THROTTLE:
-            shown, html = shared_render(watch, max(shown, newest))
-            ws.send(html)
+            shown, fragments = send_changes(ws, fragments, *shared_render(watch, max(shown, newest)))
             pending, last_sent = False, now
         ws.receive(timeout=0)  # raises ConnectionClosed once the page has gone
+
+
+def send_changes(ws, shown_fragments, started, fragments):
+    """Sends the fragments that differ from those the page shows; returns (started, fragments)."""
+    if len(fragments) != len(shown_fragments):
+        changed = fragments
+    else:
+        changed = [new for new, old in zip(fragments, shown_fragments) if new != old]
+    if changed:
+        ws.send("".join(changed))
+    return started, fragments

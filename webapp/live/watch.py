@@ -8,7 +8,7 @@ from flask import abort, render_template
 from webapp.dashboard import dashboard_context
 from webapp.extensions import db
 from webapp.models import Upload
-from webapp.uploads.fragments import upload_fragments
+from webapp.uploads.fragments import upload_fragment_list
 
 
 class Watch:
@@ -42,10 +42,14 @@ class Watch:
 
     def render(self):
         """Every fragment the page shows, fresh from PostgreSQL."""
+        return "".join(self.fragments())
+
+    def fragments(self):
+        """The same, one swappable element each, so that a socket can leave out those its page shows already."""
         if self.view == "dashboard":
-            return render_template("dashboard/_live.html", oob=True, **dashboard_context())
-        uploads = db.session.scalars(db.select(Upload).where(Upload.id.in_(self.upload_ids))).all()
+            return (render_template("dashboard/_live.html", oob=True, **dashboard_context()),)
+        uploads = db.session.scalars(db.select(Upload).where(Upload.id.in_(self.upload_ids))
+                                     .order_by(Upload.id)).all()
         if self.view == "upload":
-            return "".join(upload_fragments(upload) for upload in uploads)
-        return "".join(render_template("uploads/_upload_row.html", upload=upload, oob=True)
-                       for upload in uploads)
+            return tuple(fragment for upload in uploads for fragment in upload_fragment_list(upload))
+        return tuple(render_template("uploads/_upload_row.html", upload=upload, oob=True) for upload in uploads)

@@ -14,6 +14,10 @@ def first_row_errors(upload):
 
 def upload_fragments(upload):
     """Progress and rejected lines of one upload, for htmx's out-of-band swap."""
-    return (render_template("uploads/_progress.html", upload=upload, oob=True)
-            + render_template("uploads/_row_errors.html", upload=upload, row_errors=first_row_errors(upload),
-                              oob=True))
+    return "".join(upload_fragment_list(upload))
+
+
+def upload_fragment_list(upload):
+    return [render_template("uploads/_progress.html", upload=upload, oob=True),
+            render_template("uploads/_row_errors.html", upload=upload, row_errors=first_row_errors(upload),
+                            oob=True)]

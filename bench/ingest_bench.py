@@ -26,7 +26,6 @@ Every process it starts is stopped at the end, pass or fail. Test files are
 made with bench/make_csv.py and kept under bench/data/csv/ for the next run.
 """
 import argparse
-import http.client
 import json
 import os
 import platform
@@ -44,6 +43,7 @@ import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.http_session import Client, log, wait_for  # noqa: E402
 from bench.rss import MB, TreeSampler, system_busy  # noqa: E402
 from scripts.services import Postgres, Redis, postgres_bin  # noqa: E402
 from webapp.config import DEFAULTS  # noqa: E402
@@ -56,10 +56,6 @@ OPERATOR, PASSWORD = "bench@example.com", "bench-password-" + uuid.uuid4().hex[:
 COPY_COLUMNS = ["email", "first_name", "last_name", "phone", "company", "city", "country",
                 "email_norm", "extra", "upload_id", "source_line"]
 DEFAULT_CHUNK = int(DEFAULTS["INGEST_CHUNK_ROWS"])
-
-
-def log(message):
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
 # ---------------------------------------------------------------- test files
@@ -152,95 +148,6 @@ def wait_until_quiet(limit, most=0.15):
         time.sleep(1)
 
 
-def wait_for(condition, timeout, what, interval=0.1):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
-
-
-# ---------------------------------------------------------------- HTTP, as a browser would
-
-class Browser:
-    def __init__(self, port):
-        self.port = port
-        self.cookies = {}
-
-    def _headers(self, extra=None):
-        headers = dict(extra or {})
-        if self.cookies:
-            headers["Cookie"] = "; ".join(f"{name}={value}" for name, value in self.cookies.items())
-        return headers
-
-    def _keep_cookies(self, response):
-        for header in response.msg.get_all("Set-Cookie") or []:
-            name, _, rest = header.partition("=")
-            self.cookies[name.strip()] = rest.split(";", 1)[0]
-
-    def request(self, method, path, body=None, headers=None, timeout=60):
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        try:
-            connection.request(method, path, body=body, headers=self._headers(headers))
-            response = connection.getresponse()
-            content = response.read()
-            self._keep_cookies(response)
-            return response.status, response.getheader("Location"), content.decode("utf-8", "replace")
-        finally:
-            connection.close()
-
-    def csrf_token(self, path):
-        status, _, page = self.request("GET", path)
-        match = re.search(r'name="csrf-token" content="([^"]+)"', page)
-        if status != 200 or not match:
-            raise RuntimeError(f"GET {path}: {status}, no CSRF token")
-        return match.group(1)
-
-    def log_in(self, email, password):
-        from urllib.parse import urlencode
-        body = urlencode({"email": email, "password": password, "csrf_token": self.csrf_token("/login")})
-        status, location, _ = self.request("POST", "/login", body,
-                                           {"Content-Type": "application/x-www-form-urlencoded"})
-        if status != 303:
-            raise RuntimeError(f"log in failed: {status}")
-
-    def upload(self, path, on_duplicate="skip", timeout=1800):
-        """POST /uploads/new with the file streamed from disk; returns the upload id."""
-        boundary = "bench" + uuid.uuid4().hex
-        fields = {"csrf_token": self.csrf_token("/uploads/new"), "on_duplicate": on_duplicate}
-        head = "".join(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
-                       for name, value in fields.items())
-        head += (f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{path.name}"\r\n'
-                 "Content-Type: text/csv\r\n\r\n")
-        tail = f"\r\n--{boundary}--\r\n".encode()
-        head = head.encode()
-        size = len(head) + path.stat().st_size + len(tail)
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        try:
-            connection.putrequest("POST", "/uploads/new")
-            for name, value in self._headers({"Content-Type": f"multipart/form-data; boundary={boundary}",
-                                              "Content-Length": str(size)}).items():
-                connection.putheader(name, value)
-            connection.endheaders()
-            connection.send(head)
-            with open(path, "rb") as file:
-                while block := file.read(1 << 20):
-                    connection.send(block)
-            connection.send(tail)
-            response = connection.getresponse()
-            content = response.read().decode("utf-8", "replace")
-            location = response.getheader("Location") or ""
-        finally:
-            connection.close()
-        match = re.search(r"/uploads/(\d+)$", location)
-        if response.status != 303 or not match:
-            raise RuntimeError(f"upload of {path.name} answered {response.status}: {content[:500]}")
-        return int(match.group(1))
-
-
 # ---------------------------------------------------------------- the bench
 
 class Bench:
@@ -322,7 +229,7 @@ class Bench:
         env = dict(self.env, PORT=str(port), BIND="127.0.0.1")
         self.web = Child("web", ["bash", "-c", f"exec {command}"], env, self.logs / "web.log", self.app)
         self.children.append(self.web)
-        self.browser = Browser(port)
+        self.browser = Client(port)
         wait_for(lambda: self._health() is not None, 60, "the web process")
         self.browser.log_in(OPERATOR, PASSWORD)
         self.results["web_command"] = command

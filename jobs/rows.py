@@ -89,7 +89,8 @@ def copy_line(values, email_norm, extra, upload_id, line):
 
 def json_object(strings):
     """A JSON object of string values, several times quicker than json.dumps for one this small."""
-    return "{" + ",".join(f"{encode_basestring(key)}:{encode_basestring(value)}" for key, value in strings.items()) + "}"
+    members = (f"{encode_basestring(key)}:{encode_basestring(value)}" for key, value in strings.items())
+    return "{" + ",".join(members) + "}"
 
 
 class UnreadableLine(Exception):

@@ -24,15 +24,22 @@ ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "correct horse battery staple"
 
 
-def wait_until(condition, timeout=60, interval=0.05, message="condition"):
-    """Poll `condition` until it returns something truthy; fail after `timeout` s."""
+def wait_until(condition, timeout=60, interval=0.05, message="condition", on_poll=None):
+    """Poll `condition` until it returns something truthy; fail after `timeout` s.
+
+    `message` says what was awaited; a function there is called at the time-out, for
+    diagnostics. `on_poll` runs before each try.
+    """
     deadline = time.monotonic() + timeout
     while True:
+        if on_poll:
+            on_poll()
         result = condition()
         if result:
             return result
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {message}")
+            awaited = message() if callable(message) else message
+            raise AssertionError(f"timed out after {timeout} s waiting for {awaited}")
         time.sleep(interval)
 
 

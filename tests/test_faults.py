@@ -17,7 +17,7 @@ import psycopg
 import pytest
 from redis import Redis, RedisError
 
-from tests.conftest import scheduler_process, worker_process
+from tests.conftest import scheduler_process, wait_until, worker_process
 from tests.ingest_helpers import upload_file
 from webapp.extensions import db
 
@@ -142,20 +142,6 @@ def process_with_local_port(port):
         except OSError:
             continue
     return None
-
-
-def wait_for(condition, timeout, describe, on_poll=None, interval=0.1):
-    """Poll `condition` until truthy; on timeout fail with describe()'s diagnostics."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if on_poll:
-            on_poll()
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s: {describe()}")
-        time.sleep(interval)
 
 
 class Fleet:
@@ -283,29 +269,29 @@ class FaultRun:
         started = time.monotonic()
         self.upload_id = upload_file(self.client, "faults.csv", self.sample.content)
         for threshold, fault in self.faults:
-            wait_for(lambda: (self.poll() or (None, -1))[1] >= threshold, 90,
-                     lambda: f"checkpoint {threshold} before {fault}; {self.describe()}")
+            wait_until(lambda: (self.poll() or (None, -1))[1] >= threshold, 90,
+                       message=lambda: f"checkpoint {threshold} before {fault}; {self.describe()}")
             at, began = self.last_checkpoint, time.monotonic()
             getattr(self, f"apply_{fault}")()
             acted = time.monotonic()
             # The next fault waits until the job went on: a chunk committed after this one.
             self.poll()
             after = self.last_checkpoint
-            wait_for(lambda: (self.poll() or (None, -1))[1] > after or self.last_status in FINAL, 90,
-                     lambda: f"progress after {fault}; {self.describe()}")
+            wait_until(lambda: (self.poll() or (None, -1))[1] > after or self.last_status in FINAL, 90,
+                       message=lambda: f"progress after {fault}; {self.describe()}")
             self.applied.append((fault, at, round(acted - began, 1), round(time.monotonic() - acted, 1)))
-        wait_for(lambda: (self.poll() or ("",))[0] in FINAL, finish_timeout,
-                 lambda: f"the upload to finish; {self.describe()}")
+        wait_until(lambda: (self.poll() or ("",))[0] in FINAL, finish_timeout,
+                   message=lambda: f"the upload to finish; {self.describe()}")
         self.seconds = time.monotonic() - started
         return self
 
     def apply_kill(self):
-        holder = wait_for(lambda: lock_holder_pid(self.database_url, self.upload_id), 30,
-                          lambda: f"a process holding the upload's lock; {self.describe()}",
-                          on_poll=self.fleet.watch)
+        holder = wait_until(lambda: lock_holder_pid(self.database_url, self.upload_id), 30,
+                            message=lambda: f"a process holding the upload's lock; {self.describe()}",
+                            on_poll=self.fleet.watch)
         self.fleet.kill_worker_running(holder)
-        wait_for(lambda: lock_free(self.database_url, self.upload_id), 30,
-                 lambda: f"the killed session to end; {self.describe()}")
+        wait_until(lambda: lock_free(self.database_url, self.upload_id), 30,
+                   message=lambda: f"the killed session to end; {self.describe()}")
 
     def apply_redis(self):
         self.redis.restart()
@@ -314,7 +300,7 @@ class FaultRun:
         """kill -9 Redis and start it again: with appendfsync everysec up to a second of writes is lost."""
         pid = int(self.redis.pid_file.read_text())
         os.kill(pid, signal.SIGKILL)
-        wait_for(lambda: not alive(pid), 30, lambda: "Redis to die")
+        wait_until(lambda: not alive(pid), 30, message="Redis to die")
         self.redis.start(self.redis.port)
 
     def apply_postgres(self):
@@ -438,26 +424,26 @@ def test_a_job_whose_worker_vanished_is_resumed_once_a_worker_exists(servers, cl
     sample = sample_csv(60_000, seed=SEED + 1)
     fleet = fleet(workers=1)
     upload_id = upload_file(client, "vanished.csv", sample.content)
-    wait_for(lambda: (upload_state(postgres.url, upload_id) or (0, -1))[1] >= 10_000, 60,
-             lambda: f"checkpoint 10000: {upload_state(postgres.url, upload_id)}")
-    holder = wait_for(lambda: lock_holder_pid(postgres.url, upload_id), 30, lambda: "the lock holder")
+    wait_until(lambda: (upload_state(postgres.url, upload_id) or (0, -1))[1] >= 10_000, 60,
+               message=lambda: f"checkpoint 10000: {upload_state(postgres.url, upload_id)}")
+    holder = wait_until(lambda: lock_holder_pid(postgres.url, upload_id), 30, message="the lock holder")
     fleet.kill_worker_running(holder, replace=False)          # no worker at all now; RQ saw nothing
-    wait_for(lambda: lock_free(postgres.url, upload_id), 30, lambda: "the killed session to end")
+    wait_until(lambda: lock_free(postgres.url, upload_id), 30, message="the killed session to end")
     status, checkpoint, _, _ = upload_state(postgres.url, upload_id)
     assert status == "running"
     # With no worker, nothing can move: the upload stays running, stale past the reaper's limit.
-    wait_for(lambda: upload_state(postgres.url, upload_id)[3] > reaper_seconds + 1, 30,
-             lambda: f"a stale heartbeat: {upload_state(postgres.url, upload_id)}")
+    wait_until(lambda: upload_state(postgres.url, upload_id)[3] > reaper_seconds + 1, 30,
+               message=lambda: f"a stale heartbeat: {upload_state(postgres.url, upload_id)}")
     assert upload_state(postgres.url, upload_id)[:2] == ("running", checkpoint)
 
     started = time.monotonic()
     fleet.workers.append(fleet.start(worker_process))
-    wait_for(lambda: upload_state(postgres.url, upload_id)[1] > checkpoint, 60,
-             lambda: f"the upload to resume: {upload_state(postgres.url, upload_id)}")
+    wait_until(lambda: upload_state(postgres.url, upload_id)[1] > checkpoint, 60,
+               message=lambda: f"the upload to resume: {upload_state(postgres.url, upload_id)}")
     resumed_after = time.monotonic() - started
     print(f"\nresumed {resumed_after:.1f} s after a worker started (checkpoint {checkpoint})")
     # Worker start-up (~2 s), one reaper period (REAPER_SECONDS / 2), one chunk: generously bounded.
     assert resumed_after < 3 * reaper_seconds + 15
-    wait_for(lambda: upload_state(postgres.url, upload_id)[0] == "completed", 120,
-             lambda: f"the upload to complete: {upload_state(postgres.url, upload_id)}")
+    wait_until(lambda: upload_state(postgres.url, upload_id)[0] == "completed", 120,
+               message=lambda: f"the upload to complete: {upload_state(postgres.url, upload_id)}")
     check_outcome(sample, postgres.url, upload_id)

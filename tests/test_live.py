@@ -1,6 +1,7 @@
 """The WebSocket feed, with a real websockets client against a real server."""
 import re
 import time
+from contextlib import ExitStack
 
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -75,8 +76,9 @@ def test_a_burst_of_events_is_throttled_but_ends_on_the_final_state(web_server, 
 def test_many_watchers_share_one_redis_subscription(web_server, session_cookie, client):
     upload_id = upload_file(client, "a.csv", b"email\na@example.com\n")
     other_id = upload_file(client, "b.csv", b"email\nb@example.com\n")
-    sockets = [socket(web_server, session_cookie, f"view=upload&id={upload_id}") for _ in range(5)]
-    try:
+    with ExitStack() as stack:
+        sockets = [stack.enter_context(socket(web_server, session_cookie, f"view=upload&id={upload_id}"))
+                   for _ in range(5)]
         for ws in sockets:
             ws.recv(timeout=10)
         redis = redis_connection()
@@ -89,9 +91,6 @@ def test_many_watchers_share_one_redis_subscription(web_server, session_cookie, 
         for ws in sockets:
             # A refresh may come first: the process re-reads every page when it (re)subscribes.
             assert any(counter(ws.recv(timeout=10), "lines") == 42 for _ in range(3))
-    finally:
-        for ws in sockets:
-            ws.close()
 
 
 def test_a_real_ingest_streams_to_the_socket_until_completed(web_server, session_cookie, client, worker):

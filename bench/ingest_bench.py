@@ -44,7 +44,7 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench.http_session import Client, log, wait_for  # noqa: E402
-from bench.rss import MB, TreeSampler, system_busy  # noqa: E402
+from bench.rss import MB, TreeSampler, read_stat, system_busy  # noqa: E402
 from scripts.services import Postgres, Redis, postgres_bin  # noqa: E402
 from webapp.config import DEFAULTS  # noqa: E402
 
@@ -116,16 +116,8 @@ class Child:
 
 
 def children_of(pid):
-    found = []
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                text = Path(f"/proc/{name}/stat").read_bytes()
-            except OSError:
-                continue
-            if int(text[text.rindex(b")") + 2:].split()[1]) == pid:
-                found.append(int(name))
-    return found
+    return [int(name) for name in os.listdir("/proc")
+            if name.isdigit() and (read_stat(int(name)) or (None,))[0] == pid]
 
 
 def machine_busy_share(seconds=1.0):

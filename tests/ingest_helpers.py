@@ -15,6 +15,11 @@ def post_files(client, files, on_duplicate="skip", validate_only=False):
     return client.post("/uploads/new", data=data, content_type="multipart/form-data")
 
 
+def emails_csv(prefix, count):
+    """A CSV file of an email column only: <prefix>0@example.com, <prefix>1@example.com, …"""
+    return b"email\n" + b"".join(b"%s%d@example.com\n" % (prefix.encode(), number) for number in range(count))
+
+
 def upload_file(client, name, content, **options):
     """Upload one file; returns its upload id."""
     response = post_files(client, [(name, content)], **options)

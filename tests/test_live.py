@@ -8,7 +8,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from tests.conftest import wait_until
-from tests.ingest_helpers import finished, upload_file
+from tests.ingest_helpers import emails_csv, finished, upload_file
 from webapp.events import UPLOAD_EVENTS, publish
 from webapp.extensions import db
 from webapp.models import Upload
@@ -94,7 +94,7 @@ def test_many_watchers_share_one_redis_subscription(web_server, session_cookie, 
 
 
 def test_a_real_ingest_streams_to_the_socket_until_completed(web_server, session_cookie, client, worker):
-    content = b"email\n" + b"".join(b"w%d@example.com\n" % number for number in range(20_000))
+    content = emails_csv("w", 20_000)
     upload_id = upload_file(client, "w.csv", content)
     with socket(web_server, session_cookie, f"view=upload&id={upload_id}") as ws:
         messages = []
@@ -123,7 +123,7 @@ def test_polling_serves_the_same_fragments(client):
 def test_cancel_and_retry_on_a_real_worker(client, start_process, monkeypatch):
     from tests.conftest import csrf_token, worker_process
     monkeypatch.setenv("INGEST_CHUNK_ROWS", "1000")
-    content = b"email\n" + b"".join(b"c%d@example.com\n" % number for number in range(300_000))
+    content = emails_csv("c", 300_000)
     upload_id = upload_file(client, "c.csv", content)
     start_process(worker_process)
     wait_until(lambda: checkpoint(upload_id) > 0, message="first chunk")

@@ -12,7 +12,7 @@ from rq_scheduler import Scheduler
 from jobs.scheduler import periodic_jobs
 from tests.conftest import ChildProcess, csrf_token, scheduler_process, wait_until, worker_process
 from tests.failing_uploads import make_fail_for_good, mend
-from tests.ingest_helpers import finished, upload_file
+from tests.ingest_helpers import emails_csv, finished, upload_file
 from webapp.extensions import db
 from webapp.models import Upload
 from webapp.monitor import failed
@@ -68,7 +68,7 @@ def test_the_page_and_its_actions_need_a_login(app):
 
 def test_a_busy_worker_shows_its_upload_then_goes_idle_with_one_job_done(client, start_process, monkeypatch):
     monkeypatch.setenv("INGEST_CHUNK_ROWS", "1000")
-    content = b"email\n" + b"".join(b"b%d@example.com\n" % number for number in range(200_000))
+    content = emails_csv("b", 200_000)
     upload_id = upload_file(client, "big.csv", content)
     pid = start_process(worker_process).process.pid
     wait_until(lambda: worker_state(client, pid) == "busy", message="the worker to be busy")

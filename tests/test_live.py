@@ -44,6 +44,13 @@ def test_a_foreign_origin_is_refused_with_a_close_code(web_server, session_cooki
     assert closed.value.rcvd.code == 1008
 
 
+def test_sockets_are_not_compressed(web_server, session_cookie):
+    with socket(web_server, session_cookie, "view=dashboard") as ws:
+        assert "permessage-deflate" in ws.request.headers["Sec-WebSocket-Extensions"]
+        assert "Sec-WebSocket-Extensions" not in ws.response.headers
+        assert "dashboard" in ws.recv(timeout=10)
+
+
 def test_connecting_brings_the_page_up_to_date(web_server, session_cookie, client):
     upload_id = upload_file(client, "a.csv", b"email\na@example.com\n")
     db.session.execute(db.update(Upload).where(Upload.id == upload_id).values(lines_read=7, status="running"))

@@ -31,6 +31,16 @@ def origin_allowed():
     return origin is None or origin.rstrip("/") in allowed
 
 
+@blueprint.before_request
+def decline_compression():
+    """Take back the browser's offer of permessage-deflate before the socket is accepted
+    (simple-websocket accepts every offer and has no setting for it). The fragments are
+    small and go over one connection each; compressing every message once per socket
+    cost the web process a third of its time with 200 open pages, time its page
+    requests waited for (bench/README.md, "Live progress")."""
+    request.environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
+
+
 @blueprint.get("/live/poll")
 def poll():
     """The fragments the socket would push, for pages that cannot keep a socket open."""

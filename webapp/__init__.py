@@ -30,6 +30,7 @@ def create_app(config=None, migrations=True):
     converters.register(app)  # before the blueprints, whose routes use it
     from webapp import (api, auth, cli, dashboard, errors, formatting, health, live, metrics, monitor, navigation,
                         records, security, tokens, uploads)
+    from webapp.live import right_of_way
     for blueprint in (auth.blueprint, dashboard.blueprint, health.blueprint, uploads.blueprint, live.blueprint,
                       records.blueprint, tokens.blueprint, api.blueprint, api.docs_blueprint,
                       monitor.blueprint, metrics.blueprint):
@@ -40,6 +41,7 @@ def create_app(config=None, migrations=True):
     formatting.register(app)
     security.register(app)
     cli.register(app)
+    right_of_way.register(app)
     # After the blueprints: an anonymous request is sent to log in before its CSRF token is checked.
     csrf.init_app(app)
     return app

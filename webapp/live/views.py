@@ -87,6 +87,7 @@ def shared_render(watch, not_before):
 
 
 def stream(ws, watch, listener):
+    page_requests = current_app.extensions["page_requests"]
     shown, fragments = shared_render(watch, time.monotonic())
     ws.send("".join(fragments))
     pending, newest, last_sent, last_full = False, 0.0, 0.0, time.monotonic()
@@ -98,13 +99,16 @@ def stream(ws, watch, listener):
         if heard is not None:
             pending, newest = True, heard
         now = time.monotonic()
-        # Never send a render older than the event, nor older than the one the page shows.
-        if now - last_full >= FULL_REFRESH:
-            shown, fragments = send_changes(ws, fragments, *shared_render(watch, max(shown, now - REUSE_FOR_REFRESH)))
-            pending, last_full, last_sent = False, now, now
-        elif pending and now - last_sent >= THROTTLE:
-            shown, fragments = send_changes(ws, fragments, *shared_render(watch, max(shown, newest)))
+        refresh = now - last_full >= FULL_REFRESH
+        if refresh or (pending and now - last_sent >= THROTTLE):
+            # Never send a render older than the event, nor older than the one the page shows.
+            not_before = max(shown, now - REUSE_FOR_REFRESH if refresh else newest)
+            rendered = shared_render(watch, not_before)
+            page_requests.give_way()
+            shown, fragments = send_changes(ws, fragments, *rendered)
             pending, last_sent = False, now
+            if refresh:
+                last_full = now
         ws.receive(timeout=0)  # raises ConnectionClosed once the page has gone
 
 

@@ -104,6 +104,7 @@ def stream(ws, watch, listener):
             # Never send a render older than the event, nor older than the one the page shows.
             not_before = max(shown, now - REUSE_FOR_REFRESH if refresh else newest)
             rendered = shared_render(watch, not_before)
+            # Only now: the sockets waiting for one shared render would all pass the check before it.
             page_requests.give_way()
             shown, fragments = send_changes(ws, fragments, *rendered)
             pending, last_sent = False, now

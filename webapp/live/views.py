@@ -75,6 +75,7 @@ def shared_render(watch, not_before):
     with _render_locks[watch.key]:
         started, fragments = _renders.get(watch.key, (float("-inf"), ()))
         if started < not_before:
+            current_app.extensions["page_requests"].give_way()
             started = time.monotonic()
             fragments = watch.fragments()
             # A long-lived socket must not keep a database connection or an old snapshot.

@@ -11,6 +11,7 @@ from tests.conftest import wait_until
 from tests.ingest_helpers import emails_csv, finished, upload_file
 from webapp.events import UPLOAD_EVENTS, publish
 from webapp.extensions import db
+from webapp.live.views import REUSE_FOR_REFRESH, oldest_render_to_send
 from webapp.models import Upload
 from webapp.queueing import redis_connection
 
@@ -78,6 +79,15 @@ def test_a_burst_of_events_is_throttled_but_ends_on_the_final_state(web_server, 
     assert len(received) < 50, "200 events should not become 200 messages"
     assert counter(received[-1], "lines") == 200
     assert elapsed < 30
+
+
+def test_a_full_refresh_due_with_an_event_still_shows_the_event():
+    # The final "completed" event once arrived just as a socket's full refresh was due; the
+    # refresh reused a render from before the event and the page kept "running" for 10 s.
+    shown, event, now = 100.0, 100.9, 101.0
+    assert oldest_render_to_send(shown, event, refresh=True, now=now) == event
+    assert oldest_render_to_send(shown, event, refresh=False, now=now) == event
+    assert oldest_render_to_send(shown, 50.0, refresh=True, now=now) == now - REUSE_FOR_REFRESH
 
 
 def test_many_watchers_share_one_redis_subscription(web_server, session_cookie, client):

@@ -102,9 +102,7 @@ def stream(ws, watch, listener):
         now = time.monotonic()
         refresh = now - last_full >= FULL_REFRESH
         if refresh or (pending and now - last_sent >= THROTTLE):
-            # Never send a render older than the event, nor older than the one the page shows.
-            not_before = max(shown, now - REUSE_FOR_REFRESH if refresh else newest)
-            rendered = shared_render(watch, not_before)
+            rendered = shared_render(watch, oldest_render_to_send(shown, newest, refresh, now))
             # Only now: the sockets waiting for one shared render would all pass the check before it.
             page_requests.give_way()
             shown, fragments = send_changes(ws, fragments, *rendered)
@@ -112,6 +110,13 @@ def stream(ws, watch, listener):
             if refresh:
                 last_full = now
         ws.receive(timeout=0)  # raises ConnectionClosed once the page has gone
+
+
+def oldest_render_to_send(shown, newest, refresh, now):
+    """When the render sent next must have started: never before the one the page shows,
+    nor before the last event heard (also when a full refresh is due at the same time);
+    a full refresh may reuse a render up to REUSE_FOR_REFRESH old."""
+    return max(shown, newest, now - REUSE_FOR_REFRESH if refresh else shown)
 
 
 def send_changes(ws, shown_fragments, started, fragments):

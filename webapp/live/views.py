@@ -103,7 +103,7 @@ def stream(ws, watch, listener):
         refresh = now - last_full >= FULL_REFRESH
         if refresh or (pending and now - last_sent >= THROTTLE):
             rendered = shared_render(watch, oldest_render_to_send(shown, newest, refresh, now))
-            # Only now: the sockets waiting for one shared render would all pass the check before it.
+            # Again before sending: the sockets that waited on the render's lock all go on at once.
             page_requests.give_way()
             shown, fragments = send_changes(ws, fragments, *rendered)
             pending, last_sent = False, now

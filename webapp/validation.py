@@ -44,10 +44,6 @@ def value_problem(value):
     return None
 
 
-def _within_value_limits(text):
-    return len(text) <= MAX_FIELD_LENGTH and not CONTROL_CHARACTERS.search(text)
-
-
 def record_problems(values, source_text=None):
     """[(field, reason), …] for a record given as {field: value}; empty when valid.
 
@@ -57,7 +53,7 @@ def record_problems(values, source_text=None):
     the checks of each value: none of its values can break them.
     """
     problems = []
-    if source_text is None or not _within_value_limits(source_text):
+    if source_text is None or value_problem(source_text):
         problems = [(field, reason) for field, value in values.items() if (reason := value_problem(value or ""))]
     if not any(field == "email" for field, _ in problems):
         reason = email_problem(values.get("email") or "")

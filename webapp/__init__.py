@@ -1,12 +1,8 @@
 """Intake: a Flask dashboard for bulk data intake."""
-from pathlib import Path
-
 from flask import Flask
 
-from webapp.config import load_config
+from webapp.config import ROOT, load_config
 from webapp.extensions import csrf, db, login_manager, sock
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def create_app(config=None, migrations=True):

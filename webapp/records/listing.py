@@ -162,18 +162,24 @@ def _cursor_of(row):
 
 def fetch_page(session, query, collect_first=False):
     """The page `query` points at, with cursors for the pages next to it."""
-    if query.before is None:
-        rows = session.execute(page_statement(query, collect_first=collect_first)).all()
-        more = len(rows) > query.size
-        rows = rows[:query.size]
-        return Page(rows, next_cursor=_cursor_of(rows[-1]) if more else None,
-                    previous_cursor=_cursor_of(rows[0]) if rows and query.after else None)
-    rows = session.execute(page_statement(query, backward=True, collect_first=collect_first)).all()
-    if len(rows) <= query.size:
+    backward = query.before is not None
+    rows = session.execute(page_statement(query, backward=backward, collect_first=collect_first)).all()
+    if backward and len(rows) <= query.size:
         # Nothing before these rows: this is the first page, and it should be a full one.
         return fetch_page(session, query.first_page(), collect_first)
-    rows = rows[:query.size][::-1]
-    return Page(rows, next_cursor=_cursor_of(rows[-1]), previous_cursor=_cursor_of(rows[0]))
+    return page_of(rows, query, backward)
+
+
+def page_of(rows, query, backward):
+    """The Page of `rows` as fetched: in the order of the scan, one more than a page
+    when the list goes on that way (always, backward)."""
+    more = len(rows) > query.size
+    rows = rows[:query.size]
+    if backward:
+        rows = rows[::-1]
+        return Page(rows, next_cursor=_cursor_of(rows[-1]), previous_cursor=_cursor_of(rows[0]))
+    return Page(rows, next_cursor=_cursor_of(rows[-1]) if more else None,
+                previous_cursor=_cursor_of(rows[0]) if rows and query.after else None)
 
 
 # Searching a stretch of the sort order
@@ -235,9 +241,4 @@ def fetch_bounded_page(session, query, estimate):
     rows = session.execute(page_statement(query, backward=backward, bound=bound)).all()
     if len(rows) <= query.size:
         return None
-    rows = rows[:query.size]
-    if backward:
-        rows = rows[::-1]
-        return Page(rows, next_cursor=_cursor_of(rows[-1]), previous_cursor=_cursor_of(rows[0]))
-    return Page(rows, next_cursor=_cursor_of(rows[-1]),
-                previous_cursor=_cursor_of(rows[0]) if query.after else None)
+    return page_of(rows, query, backward)

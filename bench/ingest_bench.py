@@ -30,8 +30,8 @@ import json
 import os
 import platform
 import re
+import shlex
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -45,7 +45,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench.http_session import Client, log, wait_for  # noqa: E402
 from bench.rss import MB, TreeSampler, read_stat, system_busy  # noqa: E402
-from scripts.services import Postgres, Redis, postgres_bin  # noqa: E402
+from bench.stack import Child, procfile_command  # noqa: E402
+from scripts.services import Postgres, Redis, free_port, postgres_bin  # noqa: E402
 from webapp.config import DEFAULTS  # noqa: E402
 
 DATA = ROOT / "bench" / "data"
@@ -79,41 +80,6 @@ def csv_file(rows, seed, clean=False):
 
 
 # ---------------------------------------------------------------- processes
-
-class Child:
-    """A process of ours, in a session of its own so its children stop with it."""
-
-    def __init__(self, name, argv, env, log_path, cwd):
-        self.name = name
-        with open(log_path, "ab") as output:
-            self.process = subprocess.Popen(argv, cwd=cwd, env=env, stdout=output, stderr=subprocess.STDOUT,
-                                            start_new_session=True)
-        self.log_path = log_path
-
-    @property
-    def pid(self):
-        return self.process.pid
-
-    def alive(self):
-        return self.process.poll() is None
-
-    def stop(self, timeout=20):
-        if not self.alive():
-            return
-        try:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-        except ProcessLookupError:
-            pass
-        # A work horse or gunicorn worker left behind in the same session.
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
 
 def children_of(pid):
     return [int(name) for name in os.listdir("/proc")
@@ -215,11 +181,10 @@ class Bench:
         self.flask("operators", "create", OPERATOR, "--password", PASSWORD)
 
     def start_web(self):
-        command = next(line.split(":", 1)[1].strip() for line in (self.app / "Procfile").read_text().splitlines()
-                       if line.startswith("web:"))
+        command = procfile_command("web", self.app)
         port = free_port()
         env = dict(self.env, PORT=str(port), BIND="127.0.0.1")
-        self.web = Child("web", ["bash", "-c", f"exec {command}"], env, self.logs / "web.log", self.app)
+        self.web = Child("web", command, env, self.logs / "web.log", self.app)
         self.children.append(self.web)
         self.browser = Client(port)
         wait_for(lambda: self._health() is not None, 60, "the web process")
@@ -240,7 +205,7 @@ class Bench:
             env["INGEST_CHUNK_ROWS"] = str(chunk_rows)
         argv = [str(VENV_BIN / "rq"), "worker", "--worker-class", "jobs.worker.AppWorker", "--url",
                 self.redis_url, "ingest"]
-        worker = Child("worker", argv, env, self.logs / f"worker-{chunk_rows}.log", self.app)
+        worker = Child("worker", shlex.join(argv), env, self.logs / f"worker-{chunk_rows}.log", self.app)
         self.children.append(worker)
         wait_for(lambda: (self._health() or {}).get("workers", 0) >= 1, 60, "the RQ worker to register")
         return worker
@@ -579,13 +544,6 @@ class Bench:
                              f"after {process['after_mb']:.0f} MB, "
                              f"CPU {process['cpu_s']:.1f} s")
         return "\n".join(lines)
-
-
-def free_port():
-    import socket
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # ---------------------------------------------------------------- profile summary

@@ -42,19 +42,20 @@ def die_with_parent():
     ctypes.CDLL(None).prctl(1, signal.SIGTERM)
 
 
-def procfile_command(name):
-    return next(line.split(":", 1)[1].strip() for line in (ROOT / "Procfile").read_text().splitlines()
+def procfile_command(name, app=ROOT):
+    return next(line.split(":", 1)[1].strip() for line in (app / "Procfile").read_text().splitlines()
                 if line.startswith(f"{name}:"))
 
 
 class Child:
-    """A process started through bash exactly as the Procfile line says, in a session of its own."""
+    """A process started through bash exactly as the Procfile line says, in a session of its
+    own, in `app` (a checkout of Intake)."""
 
-    def __init__(self, name, command, env, log_path):
+    def __init__(self, name, command, env, log_path, app=ROOT):
         self.name = name
         self.command = command
         with open(log_path, "ab") as output:
-            self.process = subprocess.Popen(["bash", "-c", f"exec {command}"], cwd=ROOT, env=env, stdout=output,
+            self.process = subprocess.Popen(["bash", "-c", f"exec {command}"], cwd=app, env=env, stdout=output,
                                             stderr=subprocess.STDOUT, start_new_session=True,
                                             preexec_fn=die_with_parent)
 

@@ -253,6 +253,20 @@ class Measured:
 
 # ---------------------------------------------------------------- the two modes
 
+def apply_load(mode, posting, args, target, make, keep):
+    """The clients post `make`'s requests; returns (load summary, samples, wall-clock start, wall-clock end)."""
+    log(f"{mode}: {args.clients} clients {posting} "
+        + (f"for {args.duration} s" if args.duration else f"({args.requests:,} requests)"))
+    measured = Measured(target).start()
+    samples, started, wall_start, reconnects = hammer(target.url, target.token, args.clients, make, args.duration,
+                                                      args.requests, keep=keep)
+    load_end = time.time()
+    load = load_summary(samples, started)
+    load.update(measured.stop(), reconnects=reconnects)
+    report_load(mode, load)
+    return load, samples, wall_start, load_end
+
+
 def run_batch(args, target, tag):
     prefix = f"{tag}-batch"
     size = args.batch_size
@@ -260,14 +274,8 @@ def run_batch(args, target, tag):
     def make(client, number):
         return "POST", "/api/ingest", batch_body(f"{prefix}-c{client}-b{number}", size), size
 
-    log(f"batch: {args.clients} clients posting batches of {size:,} records "
-        + (f"for {args.duration} s" if args.duration else f"({args.requests:,} requests)"))
-    measured = Measured(target).start()
-    samples, started, wall_start, reconnects = hammer(target.url, target.token, args.clients, make, args.duration,
-                                                      args.requests, keep=lambda status: True)
-    load = load_summary(samples, started)
-    load.update(measured.stop(), reconnects=reconnects)
-    report_load("batch", load)
+    load, samples, wall_start, _ = apply_load("batch", f"posting batches of {size:,} records", args, target, make,
+                                              keep=lambda status: True)
 
     job_ids = [json.loads(sample[4])["job_id"] for sample in samples if sample[2] == 202]
     log(f"batch: waiting for {len(job_ids):,} jobs")
@@ -337,15 +345,8 @@ def run_single(args, target, tag):
         body = json.dumps(record(f"{prefix}-c{client}-{number}", number)).encode()
         return "POST", "/api/records", body, 1
 
-    log(f"single: {args.clients} clients posting one record per request "
-        + (f"for {args.duration} s" if args.duration else f"({args.requests:,} requests)"))
-    measured = Measured(target).start()
-    samples, started, wall_start, reconnects = hammer(target.url, target.token, args.clients, make, args.duration,
-                                                      args.requests, keep=lambda status: status != 202)
-    load_end = time.time()
-    load = load_summary(samples, started)
-    load.update(measured.stop(), reconnects=reconnects)
-    report_load("single", load)
+    load, _, wall_start, load_end = apply_load("single", "posting one record per request", args, target, make,
+                                               keep=lambda status: status != 202)
     accepted = load["accepted_records"]
     result = {"mode": "single", "clients": args.clients, "load": load, "records_accepted": accepted,
               "records_in_db": None, "end_to_end_s": None, "end_to_end_records_per_s": None}

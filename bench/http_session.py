@@ -1,8 +1,8 @@
 """HTTP for the benchmarks: a logged-in browser session, a lean keep-alive
 connection for API clients, and the small helpers every bench needs (log,
-wait_for, percentile).
+percentile; wait_for is scripts/services.py's).
 
-    from bench.http_session import Client, KeepAlive, log, percentile, wait_for
+    from bench.http_session import Client, KeepAlive, log, percentile
 """
 import http.client
 import re
@@ -14,18 +14,6 @@ from urllib.parse import urlencode, urlsplit
 
 def log(message):
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def wait_for(condition, timeout, what, interval=0.1):
-    """Call `condition` until it returns something true (which is returned), for up to `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
 
 
 def percentile(values, share):

@@ -43,10 +43,10 @@ import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.http_session import Client, log, wait_for  # noqa: E402
+from bench.http_session import Client, log  # noqa: E402
 from bench.rss import MB, TreeSampler, read_stat, system_busy  # noqa: E402
 from bench.stack import Child, procfile_command  # noqa: E402
-from scripts.services import Postgres, Redis, free_port, postgres_bin  # noqa: E402
+from scripts.services import Postgres, Redis, free_port, postgres_bin, wait_for  # noqa: E402
 from webapp.config import DEFAULTS  # noqa: E402
 
 DATA = ROOT / "bench" / "data"

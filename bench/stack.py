@@ -30,8 +30,8 @@ import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.http_session import log, wait_for  # noqa: E402
-from scripts.services import Postgres, Redis, free_port  # noqa: E402
+from bench.http_session import log  # noqa: E402
+from scripts.services import Postgres, Redis, free_port, wait_for  # noqa: E402
 
 VENV_BIN = Path(sys.executable).parent
 

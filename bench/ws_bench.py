@@ -53,8 +53,9 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench.rss import TreeSampler, system_busy  # noqa: E402
-from bench.http_session import Client, log, percentile, wait_for  # noqa: E402
+from bench.http_session import Client, log, percentile  # noqa: E402
 from bench.stack import Stack, die_with_parent, procfile_command  # noqa: E402
+from scripts.services import wait_for  # noqa: E402
 
 DATA = ROOT / "bench" / "data"
 CSV_DIR = DATA / "csv"

@@ -26,12 +26,16 @@ def free_port():
         return sock.getsockname()[1]
 
 
-def wait_for(condition, timeout, what):
+def wait_for(condition, timeout, what, interval=0.1):
+    """Call `condition` until it returns something true (which is returned), for up to `timeout` s."""
     deadline = time.monotonic() + timeout
-    while not condition():
+    while True:
+        result = condition()
+        if result:
+            return result
         if time.monotonic() > deadline:
-            raise RuntimeError(f"{what} did not come up within {timeout} s")
-        time.sleep(0.1)
+            raise RuntimeError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
 
 
 def port_open(port):

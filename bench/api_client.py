@@ -15,6 +15,10 @@ Procfile's `web` line as written (gunicorn on a free port of 127.0.0.1),
 flushes the buffer of POST /api/records every BUFFER_FLUSH_SECONDS). Everything
 it started is stopped at the end, on Ctrl-C and on errors too.
 
+--floor: then the same load on bench/api_floor.py (a Flask app that only parses
+the body and answers 202) under the same web line, and Intake's figures as ratios
+of its figures: what this machine gives the fixed stack before Intake does any work.
+
 Against a running Intake (--url and --token): the same load and the same job
 checks over the API; give --database-url to count the stored records (single
 mode's end to end needs it) and --redis-url to count Redis connections.
@@ -267,15 +271,26 @@ def apply_load(mode, posting, args, target, make, keep):
     return load, samples, wall_start, load_end
 
 
+def batch_requests(prefix, size):
+    def make(client, number):
+        return "POST", "/api/ingest", batch_body(f"{prefix}-c{client}-b{number}", size), size
+    return make
+
+
+def single_requests(prefix):
+    def make(client, number):
+        return "POST", "/api/records", json.dumps(record(f"{prefix}-c{client}-{number}", number)).encode(), 1
+    return make
+
+
+POSTING = {"batch": "posting batches of {size:,} records", "single": "posting one record per request"}
+
+
 def run_batch(args, target, tag):
     prefix = f"{tag}-batch"
     size = args.batch_size
-
-    def make(client, number):
-        return "POST", "/api/ingest", batch_body(f"{prefix}-c{client}-b{number}", size), size
-
-    load, samples, wall_start, _ = apply_load("batch", f"posting batches of {size:,} records", args, target, make,
-                                              keep=lambda status: True)
+    load, samples, wall_start, _ = apply_load("batch", POSTING["batch"].format(size=size), args, target,
+                                              batch_requests(prefix, size), keep=lambda status: True)
 
     job_ids = [json.loads(sample[4])["job_id"] for sample in samples if sample[2] == 202]
     log(f"batch: waiting for {len(job_ids):,} jobs")
@@ -340,12 +355,7 @@ def wait_for_jobs(target, job_ids, timeout):
 
 def run_single(args, target, tag):
     prefix = f"{tag}-single"
-
-    def make(client, number):
-        body = json.dumps(record(f"{prefix}-c{client}-{number}", number)).encode()
-        return "POST", "/api/records", body, 1
-
-    load, _, wall_start, load_end = apply_load("single", "posting one record per request", args, target, make,
+    load, _, wall_start, load_end = apply_load("single", POSTING["single"], args, target, single_requests(prefix),
                                                keep=lambda status: status != 202)
     accepted = load["accepted_records"]
     result = {"mode": "single", "clients": args.clients, "load": load, "records_accepted": accepted,
@@ -462,7 +472,25 @@ def summary(results):
         if load["client_share_of_one_cpu"] > 0.5:
             lines.append(f"  note: the client used {load['client_share_of_one_cpu']:.0%} of one CPU; on a 2-CPU "
                          "machine that is CPU the server did not have")
+    lines += floor_summary(results)
     return "\n".join(lines)
+
+
+def floor_summary(results):
+    """The floor runs (bench/api_floor.py), each against Intake's run of the same mode."""
+    intake = {run["mode"]: run["load"] for run in results["runs"]}
+    lines = []
+    for run in results["floor"]:
+        load, latency = run["load"], run["load"]["latency_s"]
+        mine = intake[run["mode"]]
+        lines += ["", f"floor {run['mode']} (Flask alone, nothing stored, same web line): "
+                      f"{load['records_per_s'] or 0:,.0f} records/s; accept latency ms: p50 "
+                      f"{seconds_ms(latency['p50'])} / p99 {seconds_ms(latency['p99'])}; client CPU "
+                      f"{load['client_share_of_one_cpu']:.0%} of one CPU"]
+        if load["records_per_s"] and latency["p99"]:
+            lines.append(f"  Intake / floor: records/s {(mine['records_per_s'] or 0) / load['records_per_s']:.2f}, "
+                         f"p99 {mine['latency_s']['p99'] / latency['p99']:.2f}")
+    return lines
 
 
 def csv_baseline(args):
@@ -497,11 +525,26 @@ def machine():
 
 # ---------------------------------------------------------------- main
 
+def modes(args):
+    return ("batch", "single") if args.mode == "both" else (args.mode,)
+
+
 def run_modes(args, target, results):
     tag = args.tag or time.strftime("r%Y%m%d%H%M%S")
     results["tag"] = tag
-    for mode in ("batch", "single") if args.mode == "both" else (args.mode,):
+    for mode in modes(args):
         results["runs"].append((run_batch if mode == "batch" else run_single)(args, target, tag))
+
+
+def run_floor(args, stack, token, results):
+    """The same load on bench/api_floor.py (Flask alone, nothing stored) under the same web line."""
+    web = stack.start_web(procfile_command("web").replace("wsgi:app", "bench.api_floor:app"))
+    target = Target(f"http://127.0.0.1:{stack.port}", token, roots={"web": web.pid})
+    requests = {"batch": batch_requests("floor", args.batch_size), "single": single_requests("floor")}
+    for mode in modes(args):
+        load, *_ = apply_load(f"floor {mode}", POSTING[mode].format(size=args.batch_size), args, target,
+                              requests[mode], keep=lambda status: status != 202)
+        results["floor"].append({"mode": mode, "clients": args.clients, "load": load})
 
 
 def self_contained(args, results):
@@ -522,6 +565,9 @@ def self_contained(args, results):
                  **{f"worker{number}": worker.pid for number, worker in enumerate(workers)}}
         target = Target(f"http://127.0.0.1:{stack.port}", token, stack.database_url, stack.redis_url, roots)
         run_modes(args, target, results)
+        if args.floor:
+            stack.stop(web)
+            run_floor(args, stack, token, results)
     finally:
         if target:
             target.close()
@@ -554,9 +600,13 @@ def bench():
     parser.add_argument("--token", help="its API token (with --url)")
     parser.add_argument("--database-url", help="with --url: its PostgreSQL, to count the stored records")
     parser.add_argument("--redis-url", help="with --url: its Redis, to count the connections opened")
+    parser.add_argument("--floor", action="store_true",
+                        help="then the same load on bench/api_floor.py (Flask alone) under the same web line")
     args = parser.parse_args()
     if args.url and not args.token:
         parser.error("--url needs --token")
+    if args.url and args.floor:
+        parser.error("--floor needs the bench's own servers (no --url)")
     if not 1 <= args.batch_size <= MAX_BATCH:
         parser.error(f"--batch-size must be 1 to {MAX_BATCH:,}")
     if args.duration is None and args.requests is None:
@@ -564,7 +614,7 @@ def bench():
     signal.signal(signal.SIGTERM, interrupted)
     csv_rate, csv_source = csv_baseline(args)
     results = {"args": {**vars(args), "token": "…" if args.token else None}, "machine": machine(),
-               "csv_rows_per_s": csv_rate, "csv_source": csv_source, "runs": []}
+               "csv_rows_per_s": csv_rate, "csv_source": csv_source, "runs": [], "floor": []}
     try:
         if args.url:
             target = Target(args.url, args.token, args.database_url, args.redis_url)

@@ -1,11 +1,13 @@
-"""The RQ worker class the Procfile starts: every job runs inside the Flask app context.
+"""The RQ worker class the Procfile starts: every job runs inside the Flask app context,
+in a forked work horse, except jobs flagged IN_PROCESS (small ones, such as an API
+batch), which the worker runs itself as RQ's SimpleWorker does.
 
     rq worker --worker-class jobs.worker.AppWorker ingest
 """
 import gc
 
 from psycopg.conninfo import conninfo_to_dict
-from rq.worker import Worker
+from rq.worker import SimpleWorker, Worker
 
 # Imported here, once, rather than by every forked work horse: about 9 ms of each job
 # of a 1,000-record API batch.
@@ -16,6 +18,7 @@ import jobs.maintenance  # noqa: F401
 import jobs.retention  # noqa: F401
 from webapp import create_app, logs
 from webapp.extensions import db
+from webapp.queueing import IN_PROCESS
 
 
 class AppWorker(Worker):
@@ -29,11 +32,18 @@ class AppWorker(Worker):
         gc.freeze()
         logs.configure(self.app.config["LOG_FORMAT"])
 
-    def perform_job(self, *args, **kwargs):
+    def execute_job(self, job, queue):
+        if job.meta.get(IN_PROCESS):
+            SimpleWorker.execute_job(self, job, queue)
+        else:
+            super().execute_job(job, queue)
+
+    def perform_job(self, job, *args, **kwargs):
         with self.app.app_context():
-            # The work horse is a fork: never reuse connections the parent opened.
-            db.engine.dispose(close=False)
-            return super().perform_job(*args, **kwargs)
+            if not job.meta.get(IN_PROCESS):
+                # The work horse is a fork: never reuse connections the parent opened.
+                db.engine.dispose(close=False)
+            return super().perform_job(job, *args, **kwargs)
 
 
 def warm_up_libpq(database_url):

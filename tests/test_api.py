@@ -1,7 +1,10 @@
 """The JSON API against real PostgreSQL, Redis, RQ workers and the scheduler."""
 import json
+import os
 
+import psycopg
 import pytest
+from rq.registry import StartedJobRegistry
 
 from tests.conftest import scheduler_process, wait_until, worker_process
 from tests.ingest_helpers import finished, stored_emails
@@ -9,7 +12,7 @@ from webapp.api import buffer
 from webapp.api.buffer import BUFFER, PROCESSING
 from webapp.extensions import db
 from webapp.models import ApiToken, Upload, utcnow
-from webapp.queueing import redis_connection
+from webapp.queueing import INGEST_QUEUE, ingest_job_id, redis_connection
 
 
 @pytest.fixture
@@ -80,6 +83,26 @@ def test_reject_and_update_modes_work_through_the_api(api, worker):
     job = finished(rejected["job_id"])
     assert job.status == "failed" and "nothing was stored" in job.failure_reason
     assert stored_emails() == ["A@example.com"]
+
+
+def test_a_worker_killed_during_a_batch_loses_and_doubles_nothing(app, api, start_process, monkeypatch):
+    """An API batch runs in the worker itself, with no work horse: the job dies with the
+    worker, and the scheduler's reaper hands it to another worker."""
+    monkeypatch.setenv("REAPER_SECONDS", "2")
+    records = [{"email": f"k{number}@example.com"} for number in range(999)] + [{"email": "K7@EXAMPLE.com"}]
+    job_id = api("POST", "/api/ingest", {"records": records}).get_json()["job_id"]
+    with psycopg.connect(os.environ["DATABASE_URL"]) as holder:
+        # The job stops at its first change to the upload, while this transaction holds the row.
+        holder.execute("SELECT 1 FROM uploads WHERE id = %s FOR UPDATE", (job_id,))
+        worker = start_process(worker_process)
+        started = StartedJobRegistry(INGEST_QUEUE, connection=redis_connection())
+        wait_until(lambda: ingest_job_id(job_id) in started.get_job_ids(), message="the worker to start the job")
+        worker.kill()
+    start_process(scheduler_process)
+    start_process(worker_process)
+    job = finished(job_id)
+    assert (job.status, job.rows_inserted, job.duplicates) == ("completed", 999, 1)
+    assert len(stored_emails()) == 999
 
 
 @pytest.mark.parametrize("body, path", [

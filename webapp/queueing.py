@@ -8,6 +8,10 @@ INGEST_QUEUE = "ingest"
 MAINTENANCE_QUEUE = "maintenance"
 # Large files take minutes, not hours; a job that runs this long is stuck.
 INGEST_JOB_TIMEOUT = 6 * 3600
+# Job meta flag: the worker runs the job itself instead of forking a work horse for
+# it (jobs/worker.py). For a 1,000-record API batch the fork and the horse's set-up
+# cost about as much as the work.
+IN_PROCESS = "in_process"
 
 
 def redis_connection():
@@ -28,8 +32,9 @@ def ingest_job_id(upload_id):
     return f"ingest-{upload_id}"
 
 
-def enqueue_ingest(upload_id):
-    """Queue the ingest of an upload; a dead worker's job is retried from its checkpoint."""
+def enqueue_ingest(upload_id, in_process=False):
+    """Queue the ingest of an upload; a dead worker's job is retried from its checkpoint.
+    `in_process`: a small upload, which the worker runs without a work horse."""
     config = current_app.config
     return ingest_queue().enqueue(
         "jobs.ingest.ingest_upload", upload_id,
@@ -37,4 +42,5 @@ def enqueue_ingest(upload_id):
         job_timeout=INGEST_JOB_TIMEOUT,
         retry=Retry(max=config["INGEST_RETRIES"], interval=[1, 5, 15, 30, 60]),
         on_failure=Callback("jobs.ingest.record_failure"),
+        meta={IN_PROCESS: True} if in_process else None,
     )

@@ -54,7 +54,7 @@ def ingest():
     file = FileStorage(io.BytesIO(batch_csv(records)), filename=f"API batch of {len(records):,} records")
     upload = store_upload(file, g.caller.operator_id, on_duplicate, validate_only, source="api",
                           source_name=g.caller.name, expected_lines=len(records))
-    enqueue_ingest(upload.id)
+    enqueue_ingest(upload.id, in_process=True)
     return jsonify(job_id=upload.id, status=upload.status,
                    status_url=url_for("api.job", job_id=upload.id, _external=True)), 202
 

@@ -485,8 +485,9 @@ def floor_summary(results):
         mine = intake[run["mode"]]
         lines += ["", f"floor {run['mode']} (Flask alone, nothing stored, same web line): "
                       f"{load['records_per_s'] or 0:,.0f} records/s; accept latency ms: p50 "
-                      f"{seconds_ms(latency['p50'])} / p99 {seconds_ms(latency['p99'])}; client CPU "
-                      f"{load['client_share_of_one_cpu']:.0%} of one CPU"]
+                      f"{seconds_ms(latency['p50'])} / p99 {seconds_ms(latency['p99'])}; web CPU per request "
+                      f"{load['cpu_s']['web'] / (load['accepted_requests'] or 1) * 1000:.2f} ms; client CPU "
+                      f"{load['client_share_of_one_cpu']:.0%} of one CPU; machine busy {load['machine_busy_share']:.0%}"]
         if load["records_per_s"] and latency["p99"]:
             lines.append(f"  Intake / floor: records/s {(mine['records_per_s'] or 0) / load['records_per_s']:.2f}, "
                          f"p99 {mine['latency_s']['p99'] / latency['p99']:.2f}")

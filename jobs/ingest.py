@@ -40,13 +40,14 @@ START_OVER = """
 def ingest_upload(upload_id):
     """RQ entry point (enqueued by name as jobs.ingest.ingest_upload)."""
     config = current_app.config
-    with psycopg.connect(config["DATABASE_URL"], autocommit=True) as control:
+    # Closed on the way out: an API batch runs in the worker itself, which outlives the job.
+    with psycopg.connect(config["DATABASE_URL"], autocommit=True) as control, \
+            Redis.from_url(config["REDIS_URL"]) as redis:
         locked = control.execute("SELECT pg_try_advisory_lock(%s, %s)", (LOCK_SPACE, upload_id)).fetchone()[0]
         if not locked:
             log.info("upload %s is being ingested by another worker", upload_id)
             return "busy elsewhere"
-        events = UploadEvents(Redis.from_url(config["REDIS_URL"]), upload_id, log)
-        return Ingest(control, upload_id, config, events).run()
+        return Ingest(control, upload_id, config, UploadEvents(redis, upload_id, log)).run()
 
 
 class Ingest:

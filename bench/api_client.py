@@ -57,7 +57,7 @@ from redis import Redis
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench.http_session import KeepAlive, log, percentile  # noqa: E402
-from bench.rss import TreeSampler, system_busy  # noqa: E402
+from bench.rss import MB, TreeSampler, system_busy  # noqa: E402
 from bench.stack import Stack, procfile_command  # noqa: E402
 
 DATA = ROOT / "bench" / "data"
@@ -252,6 +252,9 @@ class Measured:
         if self.sampler:
             result["cpu_s"] = {name: self.sampler.cpu_seconds(name) for name in self.target.roots}
             result["cpu_s"]["other"] = self.sampler.other_cpu_seconds()
+            result["rss_mb"] = {seen.root: {"first": seen.rss_first / MB, "peak": seen.rss_max / MB,
+                                            "last": seen.rss_last / MB}
+                                for seen in self.sampler.seen.values() if seen.depth == 0}
         return result
 
 
@@ -441,6 +444,10 @@ def summary(results):
                          f"records in the database {run['records_in_db'] if run['records_in_db'] is not None else '-'}"
                          f" (expected {run['records_expected_in_db']:,}): "
                          f"{'verified' if run['verified'] else 'NOT VERIFIED'}")
+            rss = [(name, load["rss_mb"][name]["first"], max(load["rss_mb"][name]["peak"], drain["peak"]),
+                    drain["last"]) for name, drain in run["drain"].get("rss_mb", {}).items() if name.startswith("worker")]
+            lines += [f"  {name} RSS: {first:.0f} MB before the load, peak {peak:.0f}, {last:.0f} after the drain"
+                      for name, first, peak, last in rss]
             if run["end_to_end_s"]:
                 lines.append(f"  end to end (first POST → last finished_at): {run['end_to_end_s']:.1f} s, "
                              f"{run['end_to_end_records_per_s']:,.0f} records/s "

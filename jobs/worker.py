@@ -38,12 +38,15 @@ class AppWorker(Worker):
         else:
             super().execute_job(job, queue)
 
-    def perform_job(self, job, *args, **kwargs):
+    def main_work_horse(self, job, queue):
         with self.app.app_context():
-            if not job.meta.get(IN_PROCESS):
-                # The work horse is a fork: never reuse connections the parent opened.
-                db.engine.dispose(close=False)
-            return super().perform_job(job, *args, **kwargs)
+            # The work horse is a fork: never reuse connections the parent opened.
+            db.engine.dispose(close=False)
+        super().main_work_horse(job, queue)
+
+    def perform_job(self, *args, **kwargs):
+        with self.app.app_context():
+            return super().perform_job(*args, **kwargs)
 
 
 def warm_up_libpq(database_url):

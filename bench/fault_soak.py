@@ -37,6 +37,7 @@ import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from jobs import partition  # noqa: E402
 from scripts.services import Postgres, Redis, postgres_bin  # noqa: E402
 
 SECRET = "fault-soak-secret"
@@ -125,6 +126,7 @@ def soak(args, postgres, redis, base):
 
     def one_run(name, faults):
         with psycopg.connect(postgres.url, autocommit=True) as connection:
+            connection.execute(partition.DROP_EVERY_UPLOAD_TABLE)
             connection.execute("TRUNCATE records, row_errors, upload_pieces, uploads RESTART IDENTITY CASCADE")
         RedisClient.from_url(redis.url).flushdb()
         logs = base / name

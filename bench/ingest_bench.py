@@ -46,6 +46,7 @@ sys.path.insert(0, str(ROOT))
 from bench.http_session import Client, log  # noqa: E402
 from bench.rss import MB, TreeSampler, read_stat, system_busy  # noqa: E402
 from bench.stack import Child, procfile_command  # noqa: E402
+from jobs import partition  # noqa: E402
 from scripts.services import Postgres, Redis, free_port, postgres_bin, wait_for  # noqa: E402
 from webapp.config import DEFAULTS  # noqa: E402
 
@@ -235,6 +236,7 @@ class Bench:
 
     def reset(self):
         """Empty records and the stored files: every ingest starts on an empty table, like (a)."""
+        self.db.execute(partition.DROP_EVERY_UPLOAD_TABLE)
         self.db.execute("TRUNCATE records, row_errors, upload_pieces")
         self.db.execute("VACUUM ANALYZE uploads")
         self.db.execute("CHECKPOINT")
@@ -254,10 +256,11 @@ class Bench:
     # -- (a)
 
     BASELINE_TABLES = {
-        # The same columns and every index records has (INCLUDING ALL: its unique index on email_norm too).
-        "a": "CREATE TABLE copy_baseline (LIKE records INCLUDING ALL)",
+        # The same columns, every index of the records list and the unique index on email_norm.
+        "a": "CREATE TABLE copy_baseline (LIKE records_shared INCLUDING ALL); "
+             "CREATE UNIQUE INDEX copy_baseline_email_norm ON copy_baseline (email_norm)",
         # The same columns, only the primary key and the unique index on email_norm.
-        "a-unique-only": "CREATE TABLE copy_baseline (LIKE records INCLUDING DEFAULTS INCLUDING IDENTITY); "
+        "a-unique-only": "CREATE TABLE copy_baseline (LIKE records INCLUDING DEFAULTS); "
                          "ALTER TABLE copy_baseline ADD PRIMARY KEY (id); "
                          "CREATE UNIQUE INDEX copy_baseline_email_norm ON copy_baseline (email_norm)",
     }

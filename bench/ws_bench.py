@@ -15,7 +15,7 @@ Procfile's `worker` line once the upload is queued:
   with      --watchers WebSockets on /ws?view=upload&id=N (the websockets sync
             client, one thread each, Origin = the server, the session cookie).
 
-During both, a second logged-in client GETs /uploads/ again and again (a new
+During both, a second logged-in client GETs /uploads again and again (a new
 connection each time, --probe-interval apart); its latencies while the job runs
 are compared.
 
@@ -55,6 +55,7 @@ sys.path.insert(0, str(ROOT))
 from bench.rss import TreeSampler, system_busy  # noqa: E402
 from bench.http_session import Client, log, percentile  # noqa: E402
 from bench.stack import Stack, die_with_parent, procfile_command  # noqa: E402
+from jobs import partition  # noqa: E402
 from scripts.services import wait_for  # noqa: E402
 
 DATA = ROOT / "bench" / "data"
@@ -278,6 +279,7 @@ class Bench:
         return helper
 
     def reset(self):
+        self.db.execute(partition.DROP_EVERY_UPLOAD_TABLE)
         self.db.execute("TRUNCATE records, row_errors, upload_pieces")
         self.db.execute("VACUUM ANALYZE uploads")
         self.db.execute("CHECKPOINT")
@@ -308,7 +310,7 @@ class Bench:
         watchers, connect_times = self.open_watchers(upload_id, watcher_count, stop_watchers) \
             if watcher_count else ([], [])
         events = self.helper(record_events, self.redis_url, self.database_url, upload_id)
-        probe = self.helper(probe_page, self.port, self.client.cookie_header, "/uploads/", self.args.probe_interval)
+        probe = self.helper(probe_page, self.port, self.client.cookie_header, "/uploads", self.args.probe_interval)
         log(f"{label}: starting the worker on upload {upload_id} ({summary['records']:,} lines)")
         worker = self.start_worker()
         load_before = os.getloadavg()[0]
@@ -385,7 +387,7 @@ class Bench:
         log(f"{label}: {status} (counters {counters}), {lines:,} lines in {run['job_s']:.1f} s, "
             f"{len(event_list)} events, "
             f"latency p50 {ms(run['latency_s']['p50'])} ms p99 {ms(run['latency_s']['p99'])} ms "
-            f"({len(samples)} samples, {unmatched} unmatched); /uploads/ p50 {ms(run['page_s']['p50'])} ms "
+            f"({len(samples)} samples, {unmatched} unmatched); /uploads p50 {ms(run['page_s']['p50'])} ms "
             f"p99 {ms(run['page_s']['p99'])} ms ({len(during)} requests)")
         return run
 
@@ -443,7 +445,7 @@ class Bench:
                  f"INGEST_CHUNK_ROWS {self.args.chunk_rows or self.results['chunk_rows']}",
                  "",
                  "| run | counters | watchers | job s | events | messages | latency p50 / p90 / p99 / max ms (samples) "
-                 "| unmatched | watchers at final status | errors | /uploads/ p50 / p90 / p99 / max ms (requests) "
+                 "| unmatched | watchers at final status | errors | /uploads p50 / p90 / p99 / max ms (requests) "
                  "| CPU s: web / worker / PostgreSQL / bench / other processes | load |",
                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for run in self.results["runs"]:
@@ -468,7 +470,7 @@ class Bench:
             lines.append(
                 f"{busy['label']}: event-to-client p99 {ms(p99)} ms, target < {P99_TARGET_MS} ms: "
                 f"{'met' if p99 is not None and p99 * 1000 < P99_TARGET_MS else 'MISSED'}; "
-                f"/uploads/ p99 with {busy['watchers']} watchers / without = "
+                f"/uploads p99 with {busy['watchers']} watchers / without = "
                 + (f"{ratio:.2f}x" if ratio else "-") + f", target <= {PAGE_RATIO_TARGET:.0f}x: "
                 f"{'met' if ratio is not None and ratio <= PAGE_RATIO_TARGET else 'MISSED'}")
             lines.append(f"    connecting {busy['watchers']} watchers: first message after p50 "
@@ -483,7 +485,7 @@ def main():
     parser.add_argument("--watchers", type=int, default=200, help="open upload pages in the 'with' run")
     parser.add_argument("--chunk-rows", type=int, help="INGEST_CHUNK_ROWS of the worker (default: the app's)")
     parser.add_argument("--probe-interval", type=float, default=0.05,
-                        help="pause between two GET /uploads/ of the second client, in s")
+                        help="pause between two GET /uploads of the second client, in s")
     parser.add_argument("--settle", type=float, default=2.0, help="pause after the job before stopping, in s")
     parser.add_argument("--quiet-wait", type=float, default=30,
                         help="before starting the worker, wait up to this many s for other work to stop")

@@ -1,8 +1,11 @@
 """Writes one chunk of validated rows: new records by COPY, existing ones
-skipped or updated, row errors, all decided by the unique index on
-records.email_norm."""
+skipped or updated, row errors, all decided by the email registry
+(record_emails), whose primary key is the normalized email."""
+import io
 from dataclasses import dataclass
 
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 from psycopg import errors, sql
 
 from jobs.rows import COPY_COLUMNS
@@ -12,7 +15,8 @@ from webapp.validation import FIELDS
 # COPY; the chunk is then simply tried again, and the look-up sees it.
 RACE_ERRORS = (errors.UniqueViolation, errors.DeadlockDetected)
 MAX_ATTEMPTS = 10
-COPY_COLUMN_LIST = sql.SQL(", ").join(map(sql.Identifier, COPY_COLUMNS))
+REGISTRY_COLUMNS = ("email_norm", "record_id", "segment", "upload_id", "source_line")
+CSV_WITHOUT_HEADER = pa_csv.WriteOptions(include_header=False)
 
 
 @dataclass
@@ -25,14 +29,21 @@ class Written:
 
 class ChunkWriter:
     """Records go through `connection`; row errors through `report_connection`,
-    which is the same one unless the file is stored all-or-nothing."""
+    which is the same one unless the file is stored all-or-nothing.
 
-    def __init__(self, connection, report_connection, upload_id, on_duplicate, update_columns=FIELDS):
+    New records go into `records` (its shared partition, whose triggers keep the
+    registry in step), or, with `own_partition`, into the upload's own table,
+    which has no triggers: the registry rows are then written here, in the same
+    transaction."""
+
+    def __init__(self, connection, report_connection, upload_id, on_duplicate, update_columns=FIELDS,
+                 own_partition=None):
         self.connection = connection
         self.report_connection = report_connection
         self.upload_id = upload_id
         self.on_duplicate = on_duplicate
         self.update_columns = update_columns
+        self.own_partition = own_partition
         self._staging_ready = False
 
     def write(self, chunk):
@@ -51,56 +62,82 @@ class ChunkWriter:
         return written
 
     def _write_rows(self, chunk):
-        existing = self._existing(list(chunk.rows))
-        new, updates, duplicate_errors = [], [], []
+        candidates = chunk.candidate_table()
+        emails = candidates.column("email_norm").to_pylist()
+        existing = self._existing(emails)
+        is_new, is_update, duplicate_errors = [], [], []
         written = Written()
-        for email_norm, row in chunk.rows.items():
+        for index, email_norm in enumerate(emails):
             holder = existing.get(email_norm)
-            if holder is None:
-                new.append(row.copy_line)
-            elif holder[0] == self.upload_id:
+            is_new.append(holder is None)
+            is_update.append(holder is not None and holder[0] != self.upload_id and self.on_duplicate == "update")
+            if holder is None or is_update[-1]:
+                continue
+            line = candidates.column("source_line")[index].as_py()
+            if holder[0] == self.upload_id:
                 written.duplicates_in_file += 1
-                duplicate_errors.append((row.line, "email", chunk.duplicate_reason(holder[1]), row.raw))
-            elif self.on_duplicate == "update":
-                updates.append(row.copy_line)
+                reason = chunk.duplicate_reason(holder[1])
             else:
                 written.duplicates_existing += 1
-                duplicate_errors.append((row.line, "email", "email is already stored (record "
-                                         f"#{holder[2]}); kept the stored record", row.raw))
-        written.inserted = self._copy("records", new)
-        written.updated = self._update(updates)
+                reason = f"email is already stored (record #{holder[2]}); kept the stored record"
+            duplicate_errors.append((line, "email", reason, chunk.candidate_raw(index)))
+        new = candidates.filter(pa.array(is_new, pa.bool_())) if existing else candidates
+        written.inserted = self._insert(new)
+        if any(is_update):
+            written.updated = self._update(candidates.filter(pa.array(is_update, pa.bool_())))
         return written, duplicate_errors
 
     def _existing(self, emails):
         """email_norm -> (upload_id, source_line, record id) for the emails already stored."""
+        if not emails:
+            return {}
         rows = self.connection.execute(
-            "SELECT email_norm, upload_id, source_line, id FROM records "
+            "SELECT email_norm, upload_id, source_line, record_id FROM record_emails "
             "WHERE email_norm = ANY(string_to_array(%s, E'\\n'))",
             ("\n".join(emails),))
         return {email: (upload_id, line, record_id) for email, upload_id, line, record_id in rows}
 
-    def _copy(self, table, lines):
-        if not lines:
+    def _insert(self, table):
+        if not table.num_rows:
             return 0
-        statement = sql.SQL("COPY {} ({}) FROM STDIN (NULL '')").format(sql.Identifier(table), COPY_COLUMN_LIST)
-        with self.connection.cursor().copy(statement) as copy:
-            copy.write(b"".join(lines))
-        return len(lines)
+        if self.own_partition is None:
+            return self._copy("records", table)
+        ids = self.connection.execute("SELECT nextval('records_id_seq') FROM generate_series(1, %s)",
+                                      (table.num_rows,)).fetchall()
+        table = table.append_column("id", pa.array([row[0] for row in ids], pa.int64()))
+        registry = pa.table({
+            "email_norm": table.column("email_norm"),
+            "record_id": table.column("id"),
+            "segment": pa.repeat(pa.scalar(self.upload_id, pa.int64()), table.num_rows),
+            "upload_id": table.column("upload_id"),
+            "source_line": table.column("source_line"),
+        })
+        self._copy("record_emails", registry)
+        return self._copy(self.own_partition, table)
 
-    def _update(self, lines):
-        if not lines:
-            return 0
+    def _copy(self, table_name, table):
+        """COPY an Arrow table's rows (its columns by name) in CSV format: an empty cell is NULL."""
+        statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
+            sql.Identifier(table_name), sql.SQL(", ").join(map(sql.Identifier, table.column_names)))
+        data = io.BytesIO()
+        pa_csv.write_csv(table, data, CSV_WITHOUT_HEADER)
+        with self.connection.cursor().copy(statement) as copy:
+            copy.write(data.getbuffer())
+        return table.num_rows
+
+    def _update(self, table):
         if not self._staging_ready:
             self.connection.execute(sql.SQL(
                 "CREATE TEMP TABLE IF NOT EXISTS ingest_staging ON COMMIT DELETE ROWS AS "
-                "SELECT {} FROM records WITH NO DATA").format(COPY_COLUMN_LIST))
+                "SELECT {} FROM records WITH NO DATA").format(sql.SQL(", ").join(map(sql.Identifier, COPY_COLUMNS))))
             self._staging_ready = True
-        self._copy("ingest_staging", lines)
+        self._copy("ingest_staging", table)
         assignments = [sql.SQL("{0} = staged.{0}").format(sql.Identifier(name)) for name in self.update_columns]
         statement = sql.SQL(
             "UPDATE records SET {}, extra = records.extra || staged.extra, upload_id = staged.upload_id, "
             "source_line = staged.source_line, updated_at = now(), updated_by = NULL "
-            "FROM ingest_staging AS staged WHERE records.email_norm = staged.email_norm"
+            "FROM ingest_staging AS staged JOIN record_emails AS stored USING (email_norm) "
+            "WHERE records.id = stored.record_id AND records.segment = stored.segment"
         ).format(sql.SQL(", ").join(assignments))
         updated = self.connection.execute(statement).rowcount
         self.connection.execute("TRUNCATE ingest_staging")

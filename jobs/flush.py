@@ -65,12 +65,12 @@ def _claimed_slices(redis):
 def _store(items, redis):
     with psycopg.connect(current_app.config["DATABASE_URL"], autocommit=True) as connection:
         upload_id, lines_before = _todays_upload()
-        chunk = Chunk(unit="record", raw_is_source=False)
+        chunk = Chunk(unit="record", raw_is_source=False, upload_id=upload_id)
         for number, item in enumerate(items, lines_before + 1):
             values, extra = split_fields(item["record"])
             values["email"] = values.get("email", "").strip()
             chunk.lines += 1
-            chunk.take(number, values, extra, json.dumps(item["record"], ensure_ascii=False), upload_id)
+            chunk.take(number, values, extra, json.dumps(item["record"], ensure_ascii=False))
         writer = ChunkWriter(connection, connection, upload_id, "skip")
         with connection.transaction():
             written = writer.write(chunk)

@@ -14,7 +14,9 @@ import threading
 import psycopg
 from flask import current_app
 from redis import Redis
+from rq import Queue
 
+from jobs import partition
 from jobs.alerts import send_failure_email
 from jobs.chunk_writer import ChunkWriter
 from jobs.events import UploadEvents
@@ -23,6 +25,7 @@ from jobs.rows import RowReader, UnterminatedQuote
 from jobs.source import PieceStream
 from webapp.csv_contract import text_stream
 from webapp.models import UploadStatus
+from webapp.queueing import MAINTENANCE_QUEUE
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +61,8 @@ class Ingest:
         self.events = events
         self.upload = control.execute(
             "SELECT status, cancel_requested, on_duplicate, validate_only, encoding, delimiter, "
-            "checkpoint_records, source FROM uploads WHERE id = %s", (upload_id,)).fetchone()
+            "checkpoint_records, source, own_partition, size_bytes FROM uploads WHERE id = %s",
+            (upload_id,)).fetchone()
 
     @property
     def all_or_nothing(self):
@@ -90,7 +94,7 @@ class Ingest:
     def ingest(self):
         with psycopg.connect(self.config["DATABASE_URL"], autocommit=True) as source_connection:
             source = PieceStream(source_connection, self.upload_id)
-            _, _, _, _, encoding, delimiter, checkpoint, origin = self.upload
+            _, _, _, _, encoding, delimiter, checkpoint, origin, *_ = self.upload
             reader = RowReader(text_stream(io.BufferedReader(source, 1 << 20), encoding), delimiter,
                                self.upload_id, count_records=origin == "api")
             if not reader.header.has_email:
@@ -100,9 +104,16 @@ class Ingest:
             reader.skip(checkpoint)
             return self.store_chunk_by_chunk(reader, source)
 
+    @property
+    def wants_own_partition(self):
+        *_, origin, own_partition, size_bytes = self.upload
+        return own_partition or (origin == "form" and size_bytes >= self.config["OWN_PARTITION_MIN_BYTES"])
+
     def store_chunk_by_chunk(self, reader, source):
         _, _, on_duplicate, *_ = self.upload
-        writer = ChunkWriter(self.control, self.control, self.upload_id, on_duplicate, reader.update_columns)
+        own_partition = partition.create(self.control, self.upload_id) if self.wants_own_partition else None
+        writer = ChunkWriter(self.control, self.control, self.upload_id, on_duplicate, reader.update_columns,
+                             own_partition)
         for chunk in self.chunks(reader, source):
             with self.control.transaction():
                 written = writer.write(chunk)
@@ -182,6 +193,11 @@ class Ingest:
             ready.put(error)
 
     def finish(self, status, reason=None):
+        if partition.finish(self.control, self.config["DATABASE_URL"], self.upload_id,
+                            announce=lambda: self.events.changed(UploadStatus.RUNNING, final=True)):
+            # The list's statistics of records as a whole should count the new partition soon.
+            Queue(MAINTENANCE_QUEUE, connection=self.events.redis).enqueue(
+                "jobs.maintenance.tend_record_partitions")
         self.control.execute("UPDATE uploads SET status = %s, failure_reason = %s, finished_at = now(), "
                              "heartbeat_at = now(), bytes_processed = CASE WHEN %s THEN size_bytes "
                              "ELSE bytes_processed END WHERE id = %s",

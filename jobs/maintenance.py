@@ -8,6 +8,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.registry import ScheduledJobRegistry
 
+from jobs import partition
 from jobs.ingest import LOCK_SPACE
 from webapp.models import UploadStatus
 from webapp.queueing import enqueue_ingest, ingest_job_id, ingest_queue, redis_connection
@@ -68,3 +69,18 @@ def _overdue(job):
         return True
     late = timedelta(seconds=current_app.config["REAPER_SECONDS"])
     return due < datetime.now(timezone.utc) - late
+
+
+def tend_record_partitions():
+    """Attach the own partitions that a job left unattached (it failed for good while building
+    them), then refresh the statistics of `records` as a whole, which autovacuum never gathers
+    for a partitioned table and which the records list reads (webapp/records/listing.py)."""
+    config = current_app.config
+    with psycopg.connect(config["DATABASE_URL"], autocommit=True) as connection:
+        finished = connection.execute(
+            "SELECT id FROM uploads WHERE own_partition AND status = ANY(%s) ORDER BY id",
+            (list(UploadStatus.FINISHED),)).fetchall()
+        for (upload_id,) in finished:
+            if not _held_by_a_worker(connection, upload_id):
+                partition.finish(connection, config["DATABASE_URL"], upload_id, announce=lambda: None)
+        connection.execute("ANALYZE records")

@@ -4,10 +4,11 @@ This runs in its own thread while the previous chunk is written, so nothing
 here touches the database.
 """
 import csv
-import re
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring
 from typing import NamedTuple
+
+import pyarrow as pa
 
 from webapp.csv_contract import SEP_LINE, Header
 from webapp.validation import FIELDS, MAX_FIELD_LENGTH, normalize_email, record_problems
@@ -17,10 +18,10 @@ from webapp.validation import FIELDS, MAX_FIELD_LENGTH, normalize_email, record_
 MAX_PARSED_FIELD = 16 * 1024 * 1024
 csv.field_size_limit(MAX_PARSED_FIELD)
 
-# Columns of `records` in the order copy_line() writes them.
+# Columns of `records` in the order of a chunk's candidate_table().
 COPY_COLUMNS = (*FIELDS, "email_norm", "extra", "upload_id", "source_line")
-_COPY_SPECIALS = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-NEEDS_ESCAPING = re.compile(r"[\\\n\r]")
+CANDIDATE_SCHEMA = pa.schema([*((name, pa.string()) for name in (*FIELDS, "email_norm", "extra")),
+                              ("upload_id", pa.int64()), ("source_line", pa.int64())])
 
 
 class UnterminatedQuote(ValueError):
@@ -32,7 +33,7 @@ class UnterminatedQuote(ValueError):
 class Row(NamedTuple):
     """A valid record waiting for its chunk to be written; a tuple, to keep a chunk small."""
     line: int
-    copy_line: bytes
+    cells: tuple    # the values of FIELDS, email_norm and extra; '' stands for NULL
     raw: str
 
 
@@ -52,39 +53,52 @@ class Chunk:
     bytes_read: int = 0
     unreadable_rest: UnterminatedQuote | None = None    # the file ends here, broken
     raw_is_source: bool = True      # raw is the text the values were parsed from, not a rendering of them
+    upload_id: int | None = None
+    _raws: list | None = None
 
-    def take(self, position, values, extra, raw, upload_id):
+    def take(self, position, values, extra, raw):
         """Validate one record and keep it, or note why not."""
         problems = record_problems({**values, **extra}, raw if self.raw_is_source else None)
         if problems:
             column, reason = problems[0]
             return self.reject(position, column, reason, raw)
+        return self.keep(position, values, extra, raw)
+
+    def keep(self, position, values, extra, raw):
+        """A valid record: the first of its email in the chunk, or a duplicate of that one."""
         email_norm = normalize_email(values["email"])
         first = self.rows.get(email_norm)
         if first:
             self.duplicates += 1
             self.errors.append((position, "email", self.duplicate_reason(first.line), raw))
             return None
-        self.rows[email_norm] = Row(position, copy_line(values, email_norm, extra, upload_id, position), raw)
+        self.rows[email_norm] = Row(position, (*(values.get(name, "") for name in FIELDS), email_norm,
+                                               json_object(extra)), raw)
         return None
 
     def reject(self, position, column, reason, raw):
         self.invalid += 1
         self.errors.append((position, column, reason, raw))
 
+    def candidate_table(self):
+        """The valid records that are the first of their email in the chunk, in line order, as a table."""
+        rows = list(self.rows.values())
+        columns = [pa.array([row.cells[index] or None for row in rows], pa.string())
+                   for index in range(len(FIELDS) + 2)]
+        columns.append(pa.array([self.upload_id] * len(rows), pa.int64()))
+        columns.append(pa.array([row.line for row in rows], pa.int64()))
+        return pa.Table.from_arrays(columns, schema=CANDIDATE_SCHEMA)
+
+    def candidate_raw(self, index):
+        return self._candidate_raws()[index]
+
+    def _candidate_raws(self):
+        if self._raws is None:
+            self._raws = [row.raw for row in self.rows.values()]
+        return self._raws
+
     def duplicate_reason(self, first_position):
         return f"duplicate of {self.unit} {first_position} in this {'file' if self.unit == 'line' else 'batch'}"
-
-
-def copy_line(values, email_norm, extra, upload_id, line):
-    """The record as a line of COPY's text format, encoded; an empty cell stands for NULL."""
-    cells = [values.get(name, "") for name in FIELDS]
-    cells.append(email_norm)
-    cells.append(json_object(extra))
-    text = "\t".join(cells)
-    if NEEDS_ESCAPING.search(text) or text.count("\t") != len(cells) - 1:
-        text = "\t".join(cell.translate(_COPY_SPECIALS) for cell in cells)
-    return f"{text}\t{upload_id}\t{line}\n".encode()
 
 
 def json_object(strings):
@@ -142,6 +156,11 @@ class LineTap:
         return raw
 
 
+def most_delimiters(width):
+    """How many delimiters a line of a storable record can hold: MAX_FIELD_LENGTH inside each value."""
+    return width * (MAX_FIELD_LENGTH + 1) + 1000
+
+
 def is_blank(fields):
     """A blank line, or one of bare delimiters (spreadsheets write those for empty rows)."""
     return isinstance(fields, list) and not any(fields)
@@ -150,22 +169,25 @@ def is_blank(fields):
 class RowReader:
     """Reads the records after the header; knows each one's starting line."""
 
-    def __init__(self, text, delimiter, upload_id, count_records=False):
+    def __init__(self, text, delimiter, upload_id, count_records=False, header=None, lines_before=0):
+        """`header` and `lines_before` (the lines up to `text`) continue a file read so far by other means."""
         self.tap = LineTap(text, delimiter)
         self.reader = csv.reader(self.tap, delimiter=delimiter, strict=True)
-        first = next(self.reader, [])
-        if len(first) == 2 and first[1] == "" and SEP_LINE.fullmatch(f"{first[0]}{delimiter}"):
-            first = next(self.reader, [])
-        self.header = Header(first)
-        self.tap.drain()
+        self.header = self._read_header(delimiter) if header is None else header
         self.upload_id = upload_id
         self.width = len(self.header.names)
-        # A storable record has at most MAX_FIELD_LENGTH delimiters inside each value.
-        self.tap.max_delimiters = self.width * (MAX_FIELD_LENGTH + 1) + 1000
-        self.lines_not_parsed = 0       # lines csv.reader never saw: its line_num misses them
+        self.tap.max_delimiters = most_delimiters(self.width)
+        self.lines_not_parsed = lines_before    # lines csv.reader never saw: its line_num misses them
         # API batches number their records (1, 2, …) rather than the lines of the file.
         self.count_records = count_records
         self.record_number = 0
+
+    def _read_header(self, delimiter):
+        first = next(self.reader, [])
+        if len(first) == 2 and first[1] == "" and SEP_LINE.fullmatch(f"{first[0]}{delimiter}"):
+            first = next(self.reader, [])
+        self.tap.drain()
+        return Header(first)
 
     @property
     def unit(self):
@@ -177,7 +199,7 @@ class RowReader:
         return [name for name in FIELDS if name in self.header.fields]
 
     def new_chunk(self):
-        return Chunk(unit=self.unit)
+        return Chunk(unit=self.unit, upload_id=self.upload_id)
 
     def skip(self, records):
         for _ in range(records):
@@ -235,4 +257,4 @@ class RowReader:
         values = {name: fields[index] for name, index in self.header.fields.items()}
         values["email"] = values["email"].strip()
         extra = {name: fields[index] for index, name in self.header.extra.items() if fields[index]}
-        return chunk.take(position, values, extra, raw, self.upload_id)
+        return chunk.take(position, values, extra, raw)

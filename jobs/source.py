@@ -25,7 +25,8 @@ class PieceStream(io.RawIOBase):
         return size
 
     def _fetch_next_piece(self):
-        row = self.connection.execute(
+        # Binary: as text, bytea travels as hex, and decoding it took 1.1 s per 100 MB.
+        row = self.connection.cursor(binary=True).execute(
             "SELECT data FROM upload_pieces WHERE upload_id = %s AND seq = %s",
             (self.upload_id, self.next_seq)).fetchone()
         if row is None:

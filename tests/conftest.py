@@ -14,6 +14,7 @@ import pytest
 from flask_migrate import upgrade
 from redis import Redis
 
+from jobs import partition
 from scripts.services import Postgres, free_port, port_open
 from scripts.services import Redis as RedisServer
 from webapp import create_app
@@ -74,6 +75,7 @@ def app(migrated):
     app = create_app({"TESTING": True})
     twin = create_app({"TESTING": True})
     with twin.app_context():
+        db.session.execute(db.text(partition.DROP_EVERY_UPLOAD_TABLE))
         db.session.execute(db.text("TRUNCATE records, row_errors, upload_pieces, uploads, api_tokens, "
                                    "operators RESTART IDENTITY CASCADE"))
         db.session.commit()

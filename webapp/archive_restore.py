@@ -61,7 +61,8 @@ def restore(path):
         restored = Restored(upload_id, manifest["upload"]["id"], finished_at)
         records = _staged(connection, path, manifest["files"]["records"], "records")
         restored.skipped_emails = connection.execute(sql.SQL(
-            "SELECT archived.email, records.id FROM ({}) AS archived JOIN records USING (email_norm) "
+            "SELECT archived.email, stored.record_id FROM ({}) AS archived JOIN record_emails AS stored "
+            "USING (email_norm) "
             "ORDER BY archived.source_line, archived.id LIMIT {}").format(records, sql.Literal(NAMED))).fetchall()
         restored.records = _insert_rows(connection, "records", records, manifest, upload_id)
         # What was not inserted is what _insert_rows leaves out: the records whose email is stored.
@@ -122,7 +123,10 @@ def _insert_rows(connection, part, staged, manifest, upload_id):
     if part == "records":
         values["updated_by"] = sql.SQL("(SELECT operators.id FROM operators "
                                        "WHERE operators.id = archived.updated_by)")
-        condition = sql.SQL("NOT EXISTS (SELECT 1 FROM records WHERE records.email_norm = archived.email_norm)")
+        condition = sql.SQL("NOT EXISTS (SELECT 1 FROM record_emails AS stored "
+                            "WHERE stored.email_norm = archived.email_norm)")
+        if "segment" in values:  # the upload's own partition may be gone: restored rows are shared ones
+            values["segment"] = sql.Literal(0)
     return connection.execute(sql.SQL("INSERT INTO {} ({}) SELECT {} FROM ({}) AS archived WHERE {}").format(
         sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns)),
         sql.SQL(", ").join(values[name] for name in columns), staged, condition)).rowcount

@@ -17,6 +17,8 @@ DEFAULTS = {
     "MAX_UPLOAD_MB": "512",
     "INGEST_CHUNK_ROWS": "10000",
     "INGEST_RETRIES": "5",
+    # About 50,000 lines: from here on an upload loads bare and builds its indexes once (bench/README.md).
+    "OWN_PARTITION_MIN_BYTES": str(5 * 1024 * 1024),
     "REAPER_SECONDS": "60",
     "BUFFER_FLUSH_SECONDS": "2",
     "BUFFER_FLUSH_ROWS": "5000",
@@ -93,6 +95,7 @@ def load_config(environ=os.environ):
         "MAX_CONTENT_LENGTH": max_upload_mb * 1024 * 1024,
         "INGEST_CHUNK_ROWS": _integer("INGEST_CHUNK_ROWS", raw["INGEST_CHUNK_ROWS"]),
         "INGEST_RETRIES": _integer("INGEST_RETRIES", raw["INGEST_RETRIES"]),
+        "OWN_PARTITION_MIN_BYTES": _integer("OWN_PARTITION_MIN_BYTES", raw["OWN_PARTITION_MIN_BYTES"]),
         "REAPER_SECONDS": _integer("REAPER_SECONDS", raw["REAPER_SECONDS"]),
         "BUFFER_FLUSH_SECONDS": _integer("BUFFER_FLUSH_SECONDS", raw["BUFFER_FLUSH_SECONDS"]),
         "BUFFER_FLUSH_ROWS": _integer("BUFFER_FLUSH_ROWS", raw["BUFFER_FLUSH_ROWS"]),

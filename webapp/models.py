@@ -85,6 +85,9 @@ class Upload(db.Model):
     heartbeat_at: Mapped[datetime | None]
     failure_reason: Mapped[str | None]
     raw_deleted_at: Mapped[datetime | None]
+    # Loaded into a partition of its own (jobs/partition.py), attached when its load ends.
+    own_partition: Mapped[bool] = mapped_column(default=False)
+    indexing_started_at: Mapped[datetime | None]
 
     operator = relationship(Operator)
 
@@ -139,11 +142,13 @@ class UploadPiece(db.Model):
 
 
 class Record(db.Model):
+    """A stored record. `records` is partitioned by `segment`: 0 for the shared
+    partition, else the id of the large upload whose own partition holds it."""
     __tablename__ = "records"
 
-    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     email: Mapped[str]
-    email_norm: Mapped[str] = mapped_column(unique=True)
+    email_norm: Mapped[str]
     first_name: Mapped[str | None]
     last_name: Mapped[str | None]
     phone: Mapped[str | None]
@@ -156,6 +161,19 @@ class Record(db.Model):
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_by: Mapped[int | None] = mapped_column(ForeignKey("operators.id", ondelete="SET NULL"))
+    segment: Mapped[int] = mapped_column(default=0)
+
+
+class RecordEmail(db.Model):
+    """The registry of stored emails: its primary key on the normalized email is
+    what keeps an email stored once across every partition of `records`."""
+    __tablename__ = "record_emails"
+
+    email_norm: Mapped[str] = mapped_column(primary_key=True)
+    record_id: Mapped[int] = mapped_column(BigInteger)
+    segment: Mapped[int]
+    upload_id: Mapped[int | None]
+    source_line: Mapped[int | None]
 
 
 class RowError(db.Model):

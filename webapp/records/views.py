@@ -8,7 +8,7 @@ from sqlalchemy.exc import IntegrityError
 
 from webapp.auth.views import safe_next
 from webapp.extensions import db
-from webapp.models import Operator, Record, Upload
+from webapp.models import Operator, Record, RecordEmail, Upload
 from webapp.records.export import csv_chunks
 from webapp.records.forms import RecordForm
 from webapp.records.listing import count_records, list_records
@@ -17,7 +17,7 @@ from webapp.validation import email_problem, normalize_email
 
 blueprint = Blueprint("records", __name__, url_prefix="/records")
 
-EMAIL_INDEX = "records_email_norm_key"
+EMAIL_INDEX = "record_emails_pkey"
 MAX_BULK_DELETE = 1000
 
 
@@ -69,7 +69,9 @@ def get_record(record_id):
 
 def record_holding(email, other_than=None):
     """The record whose normalized email is `email`'s, other than record `other_than`."""
-    statement = select(Record).where(Record.email_norm == normalize_email(email))
+    statement = (select(Record).join(RecordEmail, (RecordEmail.record_id == Record.id)
+                                     & (RecordEmail.segment == Record.segment))
+                 .where(RecordEmail.email_norm == normalize_email(email)))
     if other_than is not None:
         statement = statement.where(Record.id != other_than)
     return db.session.scalar(statement)

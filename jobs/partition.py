@@ -10,6 +10,10 @@ from concurrent.futures import ThreadPoolExecutor
 import psycopg
 from psycopg import sql
 
+from webapp.models import Upload
+
+table_name = Upload.own_table_name
+
 # Per build: in memory, a 1M-row sort index sorts without spilling to disk.
 BUILD_MEMORY = "256MB"
 # Indexes built at once, each in a session of its own.
@@ -21,10 +25,6 @@ DROP_EVERY_UPLOAD_TABLE = r"""
             EXECUTE format('DROP TABLE %I', name);
         END LOOP;
     END $$"""
-
-
-def table_name(upload_id):
-    return f"records_upload_{upload_id}"
 
 
 def create(connection, upload_id):

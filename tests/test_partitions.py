@@ -79,9 +79,12 @@ def blocked_then_killed(app, client, start_process, lock_statement, stage_reache
         upload_id = upload_file(client, "large.csv", content)
         partition.create(blocker, upload_id)    # as the job would, so that it can be locked first
         blocker.execute("BEGIN")
-        blocker.execute(lock_statement.format(table=partition.table_name(upload_id)))
+        blocker.execute(lock_statement.format(table=Upload.own_table_name(upload_id)))
         worker = start_process(worker_process)
         wait_until(lambda: stage_reached(upload_id), timeout=120, message="the blocked step")
+        loading = client.get(f"/records?upload={upload_id}&sort=email&size=25").get_data(as_text=True)
+        assert "p0@example.com" in loading
+        assert "p0@example.com" not in client.get("/records?sort=email&size=25").get_data(as_text=True)
         worker.kill()
         blocker.execute("COMMIT")
     start_process(worker_process)

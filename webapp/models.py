@@ -95,6 +95,20 @@ class Upload(db.Model):
     def duplicates(self):
         return self.duplicates_in_file + self.duplicates_existing
 
+    @staticmethod
+    def own_table_name(upload_id):
+        """The table of an upload loaded into a partition of its own (jobs/partition.py)."""
+        return f"records_upload_{upload_id}"
+
+    @property
+    def own_table(self):
+        return self.own_table_name(self.id)
+
+    @property
+    def is_loading_alone(self):
+        """Its records are being stored in its own table, which `records` does not show yet."""
+        return self.own_partition and self.status in UploadStatus.ACTIVE
+
     @property
     def elapsed_seconds(self):
         if not self.started_at:

@@ -93,6 +93,7 @@ def upgrade():
             PRIMARY KEY (id, segment)
         ) PARTITION BY LIST (segment)""")
     op.execute("ALTER SEQUENCE records_id_seq OWNED BY records.id")
+    op.execute("ALTER TABLE records_shared ALTER COLUMN id SET DEFAULT nextval('records_id_seq')")
     op.execute("ALTER TABLE records ATTACH PARTITION records_shared FOR VALUES IN (0)")
     # Each partitioned index adopts the shared partition's equal index instead of building one.
     for name, definition in _shared_index_definitions():

@@ -4,7 +4,6 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select, text
 
-from webapp.models import Record
 from webapp.records.query import (conditions, email_prefix_condition, encode_cursor, page_statement,
                                   scan_is_descending)
 
@@ -98,7 +97,7 @@ def list_records(session, query):
     """(Page, Count) for the list page. Filters are left to PostgreSQL, which
     estimates them well; counting stops after QUICK_COUNT_LIMIT rows."""
     plan_with_values(session)
-    matching = select(Record.id).where(*conditions(query))
+    matching = select(query.records.id).where(*conditions(query))
     if query.q:
         return _search_page(session, query, matching)
     counted = bounded_count(session, matching, QUICK_COUNT_LIMIT)
@@ -116,7 +115,7 @@ def _search_page(session, query, matching):
     way, and it is left to choose. In between, and before either when the sort
     allows, the page is looked for near its place in the sort order."""
     estimate = planner_estimate(session, matching)
-    at_least = max(estimate, email_matches(session, query.q)) if query.sort in SORT_STATISTICS else estimate
+    at_least = max(estimate, email_matches(session, query)) if query.sort in SORT_STATISTICS else estimate
     if at_least > BOUND_SEARCH_ABOVE:
         page = fetch_bounded_page(session, query, at_least)
         if page is not None:
@@ -131,13 +130,14 @@ def _search_page(session, query, matching):
     return page, count_records(session, query)  # past the last match: count them anew
 
 
-def email_matches(session, term, limit=COLLECT_SEARCH_BELOW):
-    """How many emails start with `term`, counting no further than limit + 1.
+def email_matches(session, query, limit=COLLECT_SEARCH_BELOW):
+    """How many emails start with the search term, counting no further than limit + 1.
 
     PostgreSQL's estimate for an email prefix is poor (988 of 5 million for
     "olga.m", which 3,115 have), while counting them reads only the email
     index (an index-only scan): a lower bound for the matches of a search."""
-    return bounded_count(session, select(Record.id).where(email_prefix_condition(term)), limit)
+    records = query.records
+    return bounded_count(session, select(records.id).where(email_prefix_condition(query.q, records)), limit)
 
 
 def count_records(session, query):
@@ -146,7 +146,7 @@ def count_records(session, query):
     Counting is skipped when the planner expects far more than that.
     """
     plan_with_values(session)
-    matching = select(Record.id).where(*conditions(query))
+    matching = select(query.records.id).where(*conditions(query))
     estimate = planner_estimate(session, matching)
     if estimate > ESTIMATE_ONLY_ABOVE:
         return Count(estimate, exact=False)

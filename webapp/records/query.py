@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta, timezone
 
-from sqlalchemy import BigInteger, func, literal, literal_column, or_, select, tuple_
+from sqlalchemy import BigInteger, Column, MetaData, Table, func, literal, literal_column, or_, select, tuple_
 from sqlalchemy.orm import aliased
 
 from webapp.models import Record, Upload
@@ -77,6 +77,7 @@ class RecordQuery:
     size: int = 50
     after: tuple | None = None   # (sort value, id) of the last row of the previous page
     before: tuple | None = None  # (sort value, id) of the first row of the page after the wanted one
+    records: object = Record     # where to look: records, or an upload's own table while it loads
 
     @property
     def is_filtered(self):
@@ -216,14 +217,21 @@ def prefix_pattern(term):
     return escape_like(term.lower()) + "%"
 
 
-def search_condition(term):
+def search_condition(term, records=Record):
     """The email, full name, last name or company starts with `term`, in any case.
     Each test is a range scan of that column's sort index."""
-    return or_(*(SORTS[name].key(Record).like(prefix_pattern(term)) for name in SEARCHED))
+    return or_(*(SORTS[name].key(records).like(prefix_pattern(term)) for name in SEARCHED))
 
 
-def email_prefix_condition(term):
-    return SORTS["email"].key(Record).like(prefix_pattern(term))
+def email_prefix_condition(term, records=Record):
+    return SORTS["email"].key(records).like(prefix_pattern(term))
+
+
+def loading_records(upload):
+    """The records of an upload still loading into its own table, which `records` shows once it is attached."""
+    table = Table(upload.own_table, MetaData(), *(Column(column.name, column.type)
+                                                  for column in Record.__table__.columns))
+    return aliased(Record, table, name="Record", adapt_on_names=True)
 
 
 def start_of_day(day):
@@ -232,18 +240,18 @@ def start_of_day(day):
 
 def conditions(query):
     """The WHERE clauses for the search and filters of `query`."""
-    found = []
+    found, records = [], query.records
     if query.q:
-        found.append(search_condition(query.q))
+        found.append(search_condition(query.q, records))
     if query.upload is not None:
-        found.append(Record.upload_id == query.upload)
+        found.append(records.upload_id == query.upload)
     if query.country:
         # Compared like the sort key, so the country index serves it (and case does not matter).
-        found.append(SORTS["country"].key(Record) == query.country.lower())
+        found.append(SORTS["country"].key(records) == query.country.lower())
     if query.created_from:
-        found.append(Record.created_at >= start_of_day(query.created_from))
+        found.append(records.created_at >= start_of_day(query.created_from))
     if query.created_to:
-        found.append(Record.created_at < start_of_day(query.created_to + timedelta(days=1)))
+        found.append(records.created_at < start_of_day(query.created_to + timedelta(days=1)))
     return found
 
 
@@ -285,11 +293,11 @@ def page_statement(query, backward=False, collect_first=False, bound=None):
     """
     columns = []
     if collect_first:
-        matches = select(Record).where(*conditions(query)).cte("matches").prefix_with("MATERIALIZED")
+        matches = select(query.records).where(*conditions(query)).cte("matches").prefix_with("MATERIALIZED")
         records, filters = aliased(Record, matches, name="Record"), []
         columns.append(select(func.count()).select_from(matches).scalar_subquery().label("matches"))
     else:
-        records, filters = Record, conditions(query)
+        records, filters = query.records, conditions(query)
     sort_key = SORTS[query.sort].key(records)
     statement = (select(records, Upload.filename.label("upload_filename"), sort_key.label("sort_key"), *columns)
                  .outerjoin(Upload, records.upload_id == Upload.id)

@@ -1,3 +1,4 @@
+from dataclasses import replace
 from datetime import datetime, timezone
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
@@ -12,7 +13,7 @@ from webapp.models import Operator, Record, RecordEmail, Upload
 from webapp.records.export import csv_chunks
 from webapp.records.forms import RecordForm
 from webapp.records.listing import count_records, list_records
-from webapp.records.query import MAX_ID, PAGE_SIZES, BadQuery, parse_query
+from webapp.records.query import MAX_ID, PAGE_SIZES, BadQuery, loading_records, parse_query
 from webapp.validation import email_problem, normalize_email
 
 blueprint = Blueprint("records", __name__, url_prefix="/records")
@@ -23,9 +24,11 @@ MAX_BULK_DELETE = 1000
 
 def list_query():
     try:
-        return parse_query(request.args)
+        query = parse_query(request.args)
     except BadQuery as error:
         abort(400, str(error))
+    upload = db.session.get(Upload, query.upload) if query.upload else None
+    return replace(query, records=loading_records(upload)) if upload and upload.is_loading_alone else query
 
 
 def wants_fragment():

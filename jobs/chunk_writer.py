@@ -5,6 +5,7 @@ import io
 from dataclasses import dataclass
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 from psycopg import errors, sql
 
@@ -63,28 +64,27 @@ class ChunkWriter:
 
     def _write_rows(self, chunk):
         candidates = chunk.candidate_table()
-        emails = candidates.column("email_norm").to_pylist()
-        existing = self._existing(emails)
-        is_new, is_update, duplicate_errors = [], [], []
-        written = Written()
-        for index, email_norm in enumerate(emails):
-            holder = existing.get(email_norm)
-            is_new.append(holder is None)
-            is_update.append(holder is not None and holder[0] != self.upload_id and self.on_duplicate == "update")
-            if holder is None or is_update[-1]:
+        existing = self._existing(candidates.column("email_norm").to_pylist())
+        if not existing:
+            return Written(inserted=self._insert(candidates)), []
+        stored = pc.is_in(candidates.column("email_norm"), value_set=pa.array(list(existing), pa.string()))
+        written, duplicate_errors, updates = Written(), [], []
+        for index in pc.indices_nonzero(stored).to_pylist():
+            upload_id, first_line, record_id = existing[candidates.column("email_norm")[index].as_py()]
+            if upload_id != self.upload_id and self.on_duplicate == "update":
+                updates.append(index)
                 continue
-            line = candidates.column("source_line")[index].as_py()
-            if holder[0] == self.upload_id:
+            if upload_id == self.upload_id:
                 written.duplicates_in_file += 1
-                reason = chunk.duplicate_reason(holder[1])
+                reason = chunk.duplicate_reason(first_line)
             else:
                 written.duplicates_existing += 1
-                reason = f"email is already stored (record #{holder[2]}); kept the stored record"
+                reason = f"email is already stored (record #{record_id}); kept the stored record"
+            line = candidates.column("source_line")[index].as_py()
             duplicate_errors.append((line, "email", reason, chunk.candidate_raw(index)))
-        new = candidates.filter(pa.array(is_new, pa.bool_())) if existing else candidates
-        written.inserted = self._insert(new)
-        if any(is_update):
-            written.updated = self._update(candidates.filter(pa.array(is_update, pa.bool_())))
+        written.inserted = self._insert(candidates.filter(pc.invert(stored)))
+        if updates:
+            written.updated = self._update(candidates.take(updates))
         return written, duplicate_errors
 
     def _existing(self, emails):

@@ -33,18 +33,18 @@ class ChunkWriter:
     which is the same one unless the file is stored all-or-nothing.
 
     New records go into `records` (its shared partition, whose triggers keep the
-    registry in step), or, with `own_partition`, into the upload's own table,
+    registry in step), or, with `own_table`, into the upload's own table,
     which has no triggers: the registry rows are then written here, in the same
     transaction."""
 
     def __init__(self, connection, report_connection, upload_id, on_duplicate, update_columns=FIELDS,
-                 own_partition=None):
+                 own_table=None):
         self.connection = connection
         self.report_connection = report_connection
         self.upload_id = upload_id
         self.on_duplicate = on_duplicate
         self.update_columns = update_columns
-        self.own_partition = own_partition
+        self.own_table = own_table
         self._staging_ready = False
 
     def write(self, chunk):
@@ -100,7 +100,7 @@ class ChunkWriter:
     def _insert(self, table):
         if not table.num_rows:
             return 0
-        if self.own_partition is None:
+        if self.own_table is None:
             return self._copy("records", table)
         ids = self.connection.execute("SELECT nextval('records_id_seq') FROM generate_series(1, %s)",
                                       (table.num_rows,)).fetchall()
@@ -113,7 +113,7 @@ class ChunkWriter:
             "source_line": table.column("source_line"),
         })
         self._copy("record_emails", registry)
-        return self._copy(self.own_partition, table)
+        return self._copy(self.own_table, table)
 
     def _copy(self, table_name, table):
         """COPY an Arrow table's rows (its columns by name) in CSV format: an empty cell is NULL."""

@@ -21,9 +21,9 @@ from jobs.alerts import send_failure_email
 from jobs.chunk_writer import ChunkWriter
 from jobs.events import UploadEvents
 from jobs.progress import save_progress
-from jobs.rows import RowReader, UnterminatedQuote
+from jobs.rows import UnterminatedQuote
 from jobs.source import PieceStream
-from webapp.csv_contract import text_stream
+from jobs.vector_rows import VectorRowReader
 from webapp.models import UploadStatus
 from webapp.queueing import MAINTENANCE_QUEUE
 
@@ -61,7 +61,7 @@ class Ingest:
         self.events = events
         self.upload = control.execute(
             "SELECT status, cancel_requested, on_duplicate, validate_only, encoding, delimiter, "
-            "checkpoint_records, source, own_partition, size_bytes FROM uploads WHERE id = %s",
+            "checkpoint_records, source, loading_alone, size_bytes FROM uploads WHERE id = %s",
             (upload_id,)).fetchone()
 
     @property
@@ -93,28 +93,30 @@ class Ingest:
 
     def ingest(self):
         with psycopg.connect(self.config["DATABASE_URL"], autocommit=True) as source_connection:
-            source = PieceStream(source_connection, self.upload_id)
+            source = io.BufferedReader(PieceStream(source_connection, self.upload_id), 1 << 20)
             _, _, _, _, encoding, delimiter, checkpoint, origin, *_ = self.upload
-            reader = RowReader(text_stream(io.BufferedReader(source, 1 << 20), encoding), delimiter,
-                               self.upload_id, count_records=origin == "api")
+            reader = VectorRowReader(source, encoding, delimiter, self.upload_id, count_records=origin == "api")
             if not reader.header.has_email:
                 return self.finish(UploadStatus.FAILED, "the header has no email column")
             if self.all_or_nothing:
-                return self.store_all_or_nothing(reader, source)
+                return self.store_all_or_nothing(reader)
             reader.skip(checkpoint)
-            return self.store_chunk_by_chunk(reader, source)
+            return self.store_chunk_by_chunk(reader)
 
-    @property
-    def wants_own_partition(self):
-        *_, origin, own_partition, size_bytes = self.upload
-        return own_partition or (origin == "form" and size_bytes >= self.config["OWN_PARTITION_MIN_BYTES"])
+    def own_table(self):
+        """The table of its own that the upload loads into, made when a large one starts; None
+        when its rows go to the shared partition (a small upload, or one whose table is attached)."""
+        *_, checkpoint, origin, loading_alone, size_bytes = self.upload
+        large = origin == "form" and size_bytes >= self.config["OWN_PARTITION_MIN_BYTES"]
+        if loading_alone or (large and checkpoint == 0 and not partition.exists(self.control, self.upload_id)):
+            return partition.create(self.control, self.upload_id)
+        return None
 
-    def store_chunk_by_chunk(self, reader, source):
+    def store_chunk_by_chunk(self, reader):
         _, _, on_duplicate, *_ = self.upload
-        own_partition = partition.create(self.control, self.upload_id) if self.wants_own_partition else None
         writer = ChunkWriter(self.control, self.control, self.upload_id, on_duplicate, reader.update_columns,
-                             own_partition)
-        for chunk in self.chunks(reader, source):
+                             self.own_table())
+        for chunk in self.chunks(reader):
             with self.control.transaction():
                 written = writer.write(chunk)
                 cancel = save_progress(self.control, self.upload_id, chunk, written, checkpoint=True)
@@ -125,7 +127,7 @@ class Ingest:
                 return self.finish(UploadStatus.CANCELLED)
         return self.finish(UploadStatus.COMPLETED)
 
-    def store_all_or_nothing(self, reader, source):
+    def store_all_or_nothing(self, reader):
         _, _, on_duplicate, validate_only, *_ = self.upload
         self.control.execute("DELETE FROM row_errors WHERE upload_id = %s", (self.upload_id,))
         self.control.execute(START_OVER, (self.upload_id,))
@@ -134,7 +136,7 @@ class Ingest:
                 records_connection.transaction():
             writer = ChunkWriter(records_connection, self.control, self.upload_id, on_duplicate,
                                  reader.update_columns)
-            for chunk in self.chunks(reader, source):
+            for chunk in self.chunks(reader):
                 written = writer.write(chunk)
                 problems += chunk.invalid + written.duplicates_in_file + written.duplicates_existing
                 cancelled = save_progress(self.control, self.upload_id, chunk, written, checkpoint=False)
@@ -160,12 +162,12 @@ class Ingest:
         return (f"rejected: {problems:,} line(s) are invalid or duplicates (first: line {line}, "
                 f"{reason}); nothing was stored")
 
-    def chunks(self, reader, source):
+    def chunks(self, reader):
         """Chunks parsed in a thread of their own while the previous one is written."""
         ready = queue.SimpleQueue()
         free_slots = threading.Semaphore(CHUNKS_IN_MEMORY)
         stop = threading.Event()
-        thread = threading.Thread(target=self._parse, args=(reader, source, ready, free_slots, stop), daemon=True)
+        thread = threading.Thread(target=self._parse, args=(reader, ready, free_slots, stop), daemon=True)
         thread.start()
         try:
             while (item := ready.get()) is not None:
@@ -177,7 +179,7 @@ class Ingest:
             stop.set()
             thread.join()
 
-    def _parse(self, reader, source, ready, free_slots, stop):
+    def _parse(self, reader, ready, free_slots, stop):
         try:
             more = True
             while more and not stop.is_set():
@@ -185,7 +187,7 @@ class Ingest:
                     if stop.is_set():
                         return
                 chunk = reader.new_chunk()
-                more = reader.fill(chunk, self.config["INGEST_CHUNK_ROWS"], lambda: source.position)
+                more = reader.fill(chunk, self.config["INGEST_CHUNK_ROWS"])
                 if chunk.records or chunk.unreadable_rest:
                     ready.put(chunk)
             ready.put(None)

@@ -78,7 +78,7 @@ def tend_record_partitions():
     config = current_app.config
     with psycopg.connect(config["DATABASE_URL"], autocommit=True) as connection:
         finished = connection.execute(
-            "SELECT id FROM uploads WHERE own_partition AND status = ANY(%s) ORDER BY id",
+            "SELECT id FROM uploads WHERE loading_alone AND status = ANY(%s) ORDER BY id",
             (list(UploadStatus.FINISHED),)).fetchall()
         for (upload_id,) in finished:
             if not _held_by_a_worker(connection, upload_id):

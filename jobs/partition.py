@@ -42,7 +42,7 @@ def create(connection, upload_id):
                 "WHERE attrelid = 'records_shared'::regclass AND attstattarget > 0").fetchall():
             connection.execute(sql.SQL("ALTER TABLE {} ALTER COLUMN {} SET STATISTICS {}").format(
                 table, sql.Identifier(column), sql.Literal(target)))
-        connection.execute("UPDATE uploads SET own_partition = true WHERE id = %s", (upload_id,))
+        connection.execute("UPDATE uploads SET loading_alone = true WHERE id = %s", (upload_id,))
     return table_name(upload_id)
 
 
@@ -68,7 +68,9 @@ def finish(connection, database_url, upload_id, announce):
     builds = missing_indexes(connection, upload_id)
     with ThreadPoolExecutor(BUILDERS) as pool:
         list(pool.map(lambda statement: _build(database_url, statement), builds))
-    connection.execute(f"ALTER TABLE records ATTACH PARTITION {table_name(upload_id)} FOR VALUES IN ({upload_id})")
+    with connection.transaction():
+        connection.execute(f"ALTER TABLE records ATTACH PARTITION {table_name(upload_id)} FOR VALUES IN ({upload_id})")
+        connection.execute("UPDATE uploads SET loading_alone = false WHERE id = %s", (upload_id,))
     return True
 
 

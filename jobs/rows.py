@@ -72,8 +72,7 @@ class Chunk:
             self.duplicates += 1
             self.errors.append((position, "email", self.duplicate_reason(first.line), raw))
             return None
-        self.rows[email_norm] = Row(position, (*(values.get(name, "") for name in FIELDS), email_norm,
-                                               json_object(extra)), raw)
+        self.rows[email_norm] = Row(position, candidate_cells(values, email_norm, extra), raw)
         return None
 
     def reject(self, position, column, reason, raw):
@@ -99,6 +98,11 @@ class Chunk:
 
     def duplicate_reason(self, first_position):
         return f"duplicate of {self.unit} {first_position} in this {'file' if self.unit == 'line' else 'batch'}"
+
+
+def candidate_cells(values, email_norm, extra):
+    """A candidate row's text: the values of FIELDS, email_norm and extra; '' stands for NULL."""
+    return (*(values.get(name, "") for name in FIELDS), email_norm, json_object(extra))
 
 
 def json_object(strings):

@@ -3,14 +3,13 @@ import io
 
 
 class PieceStream(io.RawIOBase):
-    """A readable binary stream over upload_pieces; `position` counts bytes handed out."""
+    """A readable binary stream over upload_pieces."""
 
     def __init__(self, connection, upload_id):
         self.connection = connection
         self.upload_id = upload_id
         self.next_seq = 0
         self.piece = memoryview(b"")
-        self.position = 0
 
     def readable(self):
         return True
@@ -21,7 +20,6 @@ class PieceStream(io.RawIOBase):
         size = min(len(target), len(self.piece))
         target[:size] = self.piece[:size]
         self.piece = self.piece[size:]
-        self.position += size
         return size
 
     def _fetch_next_piece(self):

@@ -85,8 +85,9 @@ class Upload(db.Model):
     heartbeat_at: Mapped[datetime | None]
     failure_reason: Mapped[str | None]
     raw_deleted_at: Mapped[datetime | None]
-    # Loaded into a partition of its own (jobs/partition.py), attached when its load ends.
-    own_partition: Mapped[bool] = mapped_column(default=False)
+    # Its rows are loading into a table of its own (jobs/partition.py), which records shows once
+    # it is attached as a partition when the load ends.
+    loading_alone: Mapped[bool] = mapped_column(default=False)
     indexing_started_at: Mapped[datetime | None]
 
     operator = relationship(Operator)
@@ -104,10 +105,6 @@ class Upload(db.Model):
     def own_table(self):
         return self.own_table_name(self.id)
 
-    @property
-    def is_loading_alone(self):
-        """Its records are being stored in its own table, which `records` does not show yet."""
-        return self.own_partition and self.status in UploadStatus.ACTIVE
 
     @property
     def elapsed_seconds(self):

@@ -6,6 +6,7 @@ import unicodedata
 FIELDS = ("email", "first_name", "last_name", "phone", "company", "city", "country")
 MAX_FIELD_LENGTH = 1000
 MAX_EMAIL_LENGTH = 254
+MAX_LOCAL_LENGTH = 64
 
 # Local part: the characters RFC 5322 allows unquoted, plus any non-ASCII
 # letter (RFC 6531); dots only between characters. Domain: labels of letters
@@ -13,6 +14,18 @@ MAX_EMAIL_LENGTH = 254
 _LOCAL = r"[\w!#$%&'*+/=?^`{|}~-]+(?:\.[\w!#$%&'*+/=?^`{|}~-]+)*"
 _LABEL = r"[^\W_](?:[\w-]{0,61}[^\W_])?"
 EMAIL = re.compile(rf"{_LOCAL}@(?:{_LABEL}\.)+(?!\d+$){_LABEL}")
+# RE2 (the regex engine of pyarrow.compute, for the bulk checks of
+# jobs/vector_rows.py) has neither Unicode \w nor lookahead, so the rule is
+# restated for ASCII and the Latin letters of BULK_LETTERS: for an address of
+# those characters only, EMAIL matches exactly when EMAIL_RE2 matches and
+# DIGITS_LAST_LABEL_RE2 does not, and the address is its own NFC form. (U+0130
+# is left out: it lower-cases to two characters.)
+BULK_LETTERS = "\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u012f\u0131-\u024f"
+_BULK_WORD = "A-Za-z0-9_" + BULK_LETTERS
+_LOCAL_RE2 = _LOCAL.replace(r"\w", _BULK_WORD)
+_LABEL_RE2 = _LABEL.replace(r"[^\W_]", f"[A-Za-z0-9{BULK_LETTERS}]").replace(r"\w", _BULK_WORD)
+EMAIL_RE2 = rf"^{_LOCAL_RE2}@(?:{_LABEL_RE2}\.)+{_LABEL_RE2}$"
+DIGITS_LAST_LABEL_RE2 = r"\.[0-9]+$"
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
@@ -28,8 +41,8 @@ def email_problem(email):
         return "email is missing"
     if len(address) > MAX_EMAIL_LENGTH:
         return f"email is longer than {MAX_EMAIL_LENGTH} characters"
-    if "@" in address and len(address.rsplit("@", 1)[0]) > 64:
-        return "the part before @ is longer than 64 characters"
+    if "@" in address and len(address.rsplit("@", 1)[0]) > MAX_LOCAL_LENGTH:
+        return f"the part before @ is longer than {MAX_LOCAL_LENGTH} characters"
     if not EMAIL.fullmatch(address):
         return f"{address!r} is not a valid email address"
     return None

@@ -111,7 +111,7 @@ def upgrade():
         )""")
     op.execute("INSERT INTO record_emails SELECT email_norm, id, segment, upload_id, source_line FROM records")
     op.execute(FOLLOW_RECORDS)
-    op.execute("ALTER TABLE uploads ADD COLUMN own_partition boolean NOT NULL DEFAULT false")
+    op.execute("ALTER TABLE uploads ADD COLUMN loading_alone boolean NOT NULL DEFAULT false")
     op.execute("ALTER TABLE uploads ADD COLUMN indexing_started_at timestamptz")
 
 
@@ -127,7 +127,7 @@ def downgrade():
     """One plain table again; rows of uploads still loading into tables of their own are not carried."""
     definitions = [definition.replace(" ON ONLY public.records ", " ON public.records ")
                    for definition in _parent_index_definitions()]
-    op.execute("ALTER TABLE uploads DROP COLUMN own_partition, DROP COLUMN indexing_started_at")
+    op.execute("ALTER TABLE uploads DROP COLUMN loading_alone, DROP COLUMN indexing_started_at")
     op.execute("DROP TABLE record_emails")
     op.execute("CREATE TABLE records_single (LIKE records INCLUDING DEFAULTS)")
     op.execute("INSERT INTO records_single SELECT * FROM records")

@@ -28,7 +28,7 @@ def list_query():
     except BadQuery as error:
         abort(400, str(error))
     upload = db.session.get(Upload, query.upload) if query.upload else None
-    return replace(query, records=loading_records(upload)) if upload and upload.is_loading_alone else query
+    return replace(query, records=loading_records(upload)) if upload and upload.loading_alone else query
 
 
 def wants_fragment():

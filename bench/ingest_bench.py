@@ -245,11 +245,13 @@ class Bench:
         row = self.db.execute(
             "SELECT status, lines_read, rows_inserted, duplicates_in_file, duplicates_existing, rows_invalid, "
             "extract(epoch FROM created_at), extract(epoch FROM started_at), extract(epoch FROM finished_at), "
-            "failure_reason, size_bytes FROM uploads WHERE id = %s", (upload_id,)).fetchone()
+            "failure_reason, size_bytes, extract(epoch FROM indexing_started_at) FROM uploads WHERE id = %s",
+            (upload_id,)).fetchone()
         names = ("status", "lines_read", "rows_inserted", "duplicates_in_file", "duplicates_existing",
-                 "rows_invalid", "created_at", "started_at", "finished_at", "failure_reason", "size_bytes")
+                 "rows_invalid", "created_at", "started_at", "finished_at", "failure_reason", "size_bytes",
+                 "indexing_started_at")
         values = dict(zip(names, row))
-        for name in ("created_at", "started_at", "finished_at"):
+        for name in ("created_at", "started_at", "finished_at", "indexing_started_at"):
             values[name] = float(values[name]) if values[name] is not None else None
         return values
 
@@ -376,6 +378,8 @@ class Bench:
             "failure_reason": row["failure_reason"],
             **{name: row[name] for name in expected},
             "post_s": answered_at - posted_at, "queue_s": row["started_at"] - answered_at, "job_s": job,
+            # From the last line stored to the partition attached; 0 for an upload that loads into records_shared.
+            "index_build_s": row["finished_at"] - (row["indexing_started_at"] or row["finished_at"]),
             "total_s": total, "lines_per_s": row["lines_read"] / total, "job_lines_per_s": row["lines_read"] / job,
             "rows_per_s": row["rows_inserted"] / total,
             "horse_peak_mb": sampler.peak_mb("worker", children=True),
@@ -523,14 +527,16 @@ class Bench:
                              f"{run['seconds']:.2f} s = {run['rows_per_s']:,.0f} rows/s "
                              f"(PostgreSQL CPU {run['postgres_cpu_s']:.1f} s, psql {run['psql_cpu_s']:.1f} s, "
                              f"other processes {run['other_cpu_share']:.0%} of the machine)")
-        lines += ["", "| run | file | chunk | lines | POST s | queue s | job s | total s | lines/s | ratio to (a) "
+        lines += ["", "| run | file | chunk | lines | POST s | queue s | job s | index build s | total s | lines/s "
+                      "| ratio to (a) "
                       "| ratio to (a-unique-only) | job-only lines/s | horse peak RSS MB (private) | rq parent peak MB "
                       "| horse CPU s | PostgreSQL CPU s (job) | other processes' CPU (job) | web peak MB (POST) | counters |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for i in r["ingests"]:
             lines.append(
                 f"| {i['label']} | {i['file_mb']:.0f} MB | {i['chunk_rows']:,} | {i['lines_read']:,} | {i['post_s']:.1f} "
-                f"| {i['queue_s']:.1f} | {i['job_s']:.1f} | {i['total_s']:.1f} | {i['lines_per_s']:,.0f} "
+                f"| {i['queue_s']:.1f} | {i['job_s']:.1f} | {i.get('index_build_s', 0):.1f} | {i['total_s']:.1f} "
+                f"| {i['lines_per_s']:,.0f} "
                 f"| {i['lines_per_s'] / best:.2f} | {i['lines_per_s'] / unique_only:.2f} | {i['job_lines_per_s']:,.0f} "
                 f"| {i['horse_peak_mb']:.0f} ({i['horse_private_peak_mb']:.0f}) "
                 f"| {i['worker_peak_mb']:.0f} | {i['horse_cpu_s']:.1f} | {i['postgres_cpu_job_s']:.1f} "

@@ -6,6 +6,7 @@ batch), which the worker runs itself as RQ's SimpleWorker does.
 """
 import gc
 
+import pyarrow
 from psycopg.conninfo import conninfo_to_dict
 from rq.worker import SimpleWorker, Worker
 
@@ -19,6 +20,10 @@ import jobs.retention  # noqa: F401
 from webapp import create_app, logs
 from webapp.extensions import db
 from webapp.queueing import IN_PROCESS
+
+# Arrow's own allocator keeps the memory of freed chunks for reuse; the C library's hands
+# it back. Reading 1M lines grew a process by 57 MB with the first and 34 MB with the second.
+pyarrow.set_memory_pool(pyarrow.system_memory_pool())
 
 
 class AppWorker(Worker):

@@ -64,12 +64,48 @@ def test_a_batch_is_ingested_by_a_worker_and_reported(api, worker, client):
     assert job["counts"] == {"received": 4, "inserted": 2, "updated": 0, "duplicate": 1, "invalid": 1}
     errors = api("GET", job["errors_url"]).get_json()
     assert errors == {"next": None, "errors": [
-        {"index": 1, "field": "email", "reason": "duplicate of record 1 in this batch"},
-        {"index": 2, "field": "email", "reason": "'not an email' is not a valid email address"}]}
+        {"index": 1, "kind": "duplicate", "field": "email", "reason": "duplicate of record 1 in this batch"},
+        {"index": 2, "kind": "invalid", "field": "email", "reason": "'not an email' is not a valid email address"}]}
     assert stored_emails() == ["a@example.com", "b@example.com"]
-    page = client.get("/uploads/").get_data(as_text=True)
+    page = client.get("/uploads").get_data(as_text=True)
     assert "API batch of 4 records" in page
     assert "through the API (billing service)" in client.get(f"/uploads/{job_id}").get_data(as_text=True)
+
+
+def errors_of(api, url):
+    """Every error of a job, following `next` from page to page."""
+    errors = []
+    while url:
+        page = api("GET", url).get_json()
+        errors += page["errors"]
+        url = page["next"]
+    return errors
+
+
+def test_the_errors_of_a_job_say_which_are_invalid_and_which_duplicates(api, worker, monkeypatch):
+    stored = api("POST", "/api/ingest", {"records": [{"email": f"s{n}@example.com"} for n in range(10)]})
+    finished(stored.get_json()["job_id"])
+    records = ([{"email": f"n{n}@example.com"} for n in range(960)] + [{"email": f"bad {n}"} for n in range(15)]
+               + [{"email": f"N{n}@EXAMPLE.com"} for n in range(15)]         # repeats within the batch
+               + [{"email": f"s{n}@example.com"} for n in range(10)])        # repeats of stored records
+    job_id = api("POST", "/api/ingest", {"records": records}).get_json()["job_id"]
+    finished(job_id)
+    counts = api("GET", f"/api/jobs/{job_id}").get_json()["counts"]
+    assert (counts["inserted"], counts["invalid"], counts["duplicate"]) == (960, 15, 25)
+    monkeypatch.setattr("webapp.api.views.ERRORS_PAGE", 10)
+    everything = errors_of(api, f"/api/jobs/{job_id}/errors")
+    assert [error["index"] for error in everything] == list(range(960, 1000))
+    for kind, count in (("invalid", counts["invalid"]), ("duplicate", counts["duplicate"])):
+        listed = errors_of(api, f"/api/jobs/{job_id}/errors?kind={kind}")
+        assert listed == [error for error in everything if error["kind"] == kind] and len(listed) == count
+
+
+@pytest.mark.parametrize("kind", ["", "duplicates", "INVALID"])
+def test_an_unknown_kind_of_error_is_400(api, kind):
+    job_id = api("POST", "/api/ingest", {"records": [{"email": "a@example.com"}]}).get_json()["job_id"]
+    response = api("GET", f"/api/jobs/{job_id}/errors?kind={kind}")
+    assert response.status_code == 400 and response.is_json
+    assert response.get_json()["message"] == f"kind must be invalid or duplicate, not {kind!r}"
 
 
 def test_reject_and_update_modes_work_through_the_api(api, worker):
@@ -133,6 +169,29 @@ def test_malformed_json_too_many_records_and_unknown_jobs(api):
     assert api("GET", "/api/ingest").status_code == 405
 
 
+@pytest.mark.parametrize("path", ["/api/ingest", "/api/records"])
+@pytest.mark.parametrize("records, message", [
+    ([{"email": "a\x00@example.com"}], "$.records[0].email contains a NUL character."),
+    ([{"email": "a@example.com"}, {"email": "b@example.com", "city": "\ud800"}],
+     "$.records[1].city contains a lone surrogate, which is not valid Unicode."),
+    ([{"email": "a@example.com", "note\ud800": "x"}], "A field name in $.records[0] contains a lone surrogate"),
+    ([{"email": "a@example.com", "notes": "x" * 2**20}], "$.records[0].notes is longer than 4,000 characters."),
+])
+def test_unusable_text_in_a_json_body_is_a_clear_400(api, path, records, message):
+    response = api("POST", path, {"records": records})
+    assert response.status_code == 400 and response.is_json
+    assert message in response.get_json()["message"]
+    assert db.session.scalar(db.select(db.func.count(Upload.id))) == 0
+    assert not redis_connection().exists(BUFFER)
+
+
+def test_unusable_text_in_an_api_query_parameter_is_a_clear_400(api):
+    response = api("GET", "/api/jobs/1/errors?after=%00")
+    assert response.status_code == 400 and response.is_json
+    assert response.get_json() == {"error": "Bad request",
+                                   "message": "The query parameter 'after' contains a NUL character."}
+
+
 def test_an_oversized_body_is_413_json(app, api):
     app.config["MAX_CONTENT_LENGTH"] = 1000
     response = api("POST", "/api/ingest", {"records": [{"email": "a@example.com", "x": "y" * 2000}]})
@@ -154,7 +213,7 @@ def test_buffered_records_are_flushed_by_the_scheduler_into_todays_stream(api, s
     db.session.refresh(stream)
     assert (stream.lines_read, stream.rows_inserted, stream.rows_invalid) == (101, 100, 1)
     assert stream.filename.startswith("API stream ")
-    assert "API stream" in client.get("/uploads/").get_data(as_text=True)
+    assert "API stream" in client.get("/uploads").get_data(as_text=True)
     assert not redis_connection().exists(BUFFER) and not redis_connection().exists(PROCESSING)
 
 
@@ -209,16 +268,26 @@ def test_the_docs_page_is_for_logged_in_operators(app, client):
 
 def test_operators_create_and_revoke_tokens_on_a_page(client):
     from tests.conftest import csrf_token
-    token = csrf_token(client, "/settings/tokens/")
-    page = client.post("/settings/tokens/", data={"name": "crm", "csrf_token": token}).get_data(as_text=True)
+    token = csrf_token(client, "/settings/tokens")
+    page = client.post("/settings/tokens", data={"name": "crm", "csrf_token": token}).get_data(as_text=True)
     secret = page.split('id="new-token">')[1].split("<")[0]
     assert client.get("/api/jobs/1", headers={"Authorization": f"Bearer {secret}"}).status_code == 404
     stored = db.session.scalar(db.select(ApiToken).filter_by(name="crm"))
-    assert stored.token_hash != secret and secret not in client.get("/settings/tokens/").get_data(as_text=True)
+    assert stored.token_hash != secret and secret not in client.get("/settings/tokens").get_data(as_text=True)
     client.post(f"/settings/tokens/{stored.id}/revoke", data={"csrf_token": token})
     from webapp.api import auth
     auth._cache.clear()
     assert client.get("/api/jobs/1", headers={"Authorization": f"Bearer {secret}"}).status_code == 401
+
+
+def test_the_tokens_page_moved_from_its_slashed_address_and_a_form_posted_there_still_works(client):
+    from tests.conftest import csrf_token
+    assert client.get("/settings/tokens/").location == "/settings/tokens"
+    form = {"name": "crm", "csrf_token": csrf_token(client, "/settings/tokens")}
+    response = client.post("/settings/tokens/", data=form)
+    assert response.status_code == 308 and response.location == "/settings/tokens"
+    # What a browser does with a 308: the same POST again, at the new address.
+    assert 'id="new-token"' in client.post(response.location, data=form).get_data(as_text=True)
 
 
 def test_the_cli_creates_a_token(app):

@@ -1,6 +1,7 @@
 """Files through the real form, a real RQ worker and PostgreSQL: the bad-input list."""
 import csv
 import io
+import re
 
 import pytest
 
@@ -117,8 +118,21 @@ def test_formula_values_are_stored_as_given_and_neutralised_in_the_report(client
     report = client.get(f"/uploads/{upload.id}/errors.csv")
     assert report.mimetype == "text/csv"
     rows = list(csv.reader(io.StringIO(report.get_data(as_text=True))))
-    assert rows == [["line", "column", "reason", "raw_line"],
-                    ["3", "email", "'bad-email' is not a valid email address", "bad-email,=1+1,-2,x\n"]]
+    assert rows == [["line", "column", "reason", "raw_line", "kind"],
+                    ["3", "email", "'bad-email' is not a valid email address", "bad-email,=1+1,-2,x\n", "invalid"]]
+
+
+def test_the_report_and_the_page_tell_invalid_lines_from_duplicates(client):
+    ingest(client, "first.csv", b"email\nkept@example.com\n")
+    upload = ingest(client, "second.csv", b"email,city\nnew@example.com,\nplain,\nNEW@example.com,\n"
+                                          b"kept@example.com,\nok@example.com,\x01\n")
+    assert (upload.rows_invalid, upload.duplicates) == (2, 2)
+    report = client.get(f"/uploads/{upload.id}/errors.csv").get_data(as_text=True)
+    assert [(line, kind) for line, *_, kind in csv.reader(io.StringIO(report))] == [
+        ("line", "kind"), ("3", "invalid"), ("4", "duplicate"), ("5", "duplicate"), ("6", "invalid")]
+    page = client.get(f"/uploads/{upload.id}").get_data(as_text=True)
+    assert re.findall(r'<span class="kind kind-(\w+)">(\w+)</span>', page) == [
+        ("invalid", "invalid"), ("duplicate", "duplicate"), ("duplicate", "duplicate"), ("invalid", "invalid")]
 
 
 def test_the_error_report_neutralises_formula_starts(client):
@@ -187,7 +201,7 @@ def test_the_uploads_list_shows_newest_first(client):
     first = upload_file(client, "first.csv", b"email\na@example.com\n")
     second = upload_file(client, "second.csv", b"email\nb@example.com\n")
     finished(first), finished(second)
-    page = client.get("/uploads/").get_data(as_text=True)
+    page = client.get("/uploads").get_data(as_text=True)
     assert page.index("second.csv") < page.index("first.csv")
-    assert "second.csv" not in client.get("/uploads/?status=failed").get_data(as_text=True)
-    assert client.get("/uploads/?status=nonsense").status_code == 400
+    assert "second.csv" not in client.get("/uploads?status=failed").get_data(as_text=True)
+    assert client.get("/uploads?status=nonsense").status_code == 400

@@ -190,7 +190,7 @@ def test_the_dashboard_follows_a_running_upload(page, client, start_process):
 def test_the_uploads_list_follows_a_running_upload(page, client, start_process):
     content, expected = contacts_csv()
     upload_id = upload_file(client, "contacts.csv", content)
-    open_watching(page, "/uploads/")
+    open_watching(page, "/uploads")
     row = page.locator(f"#upload-row-{upload_id}")
     assert row.locator(".status-queued").is_visible()
     start_process(worker_process)

@@ -20,7 +20,7 @@ def serve(page_requests, environ):
 
 def test_page_requests_are_counted_while_served_and_socket_handshakes_never():
     page_requests = PageRequests()
-    assert serve(page_requests, {"PATH_INFO": "/uploads/"}) is True
+    assert serve(page_requests, {"PATH_INFO": "/uploads"}) is True
     assert serve(page_requests, {"PATH_INFO": "/ws", "HTTP_UPGRADE": "WebSocket"}) is False
     assert not page_requests.busy
 

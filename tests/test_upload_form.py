@@ -73,7 +73,14 @@ def test_several_files_become_several_uploads_and_bad_ones_are_named(client):
 
 def test_several_good_files_lead_to_the_uploads_list(client):
     response = post_files(client, [("one.csv", b"email\na@example.com\n"), ("two.csv", b"email\nb@x.org\n")])
-    assert response.status_code == 303 and response.location == "/uploads/"
+    assert response.status_code == 303 and response.location == "/uploads"
+    assert "one.csv" in client.get(response.location).get_data(as_text=True)
+
+
+def test_the_uploads_list_moved_from_its_slashed_address(client):
+    assert client.get("/uploads").status_code == 200
+    response = client.get("/uploads/?status=failed&before=9")
+    assert response.status_code == 308 and response.location == "/uploads?status=failed&before=9"
 
 
 def test_a_file_name_with_directories_is_stored_without_them_and_shown_escaped(client):

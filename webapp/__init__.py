@@ -25,7 +25,7 @@ def create_app(config=None, migrations=True):
     from webapp import converters
     converters.register(app)  # before the blueprints, whose routes use it
     from webapp import (api, auth, cli, dashboard, errors, formatting, health, live, metrics, monitor, navigation,
-                        records, security, tokens, uploads)
+                        records, request_text, security, tokens, uploads)
     from webapp.live import right_of_way
     for blueprint in (auth.blueprint, dashboard.blueprint, health.blueprint, uploads.blueprint, live.blueprint,
                       records.blueprint, tokens.blueprint, api.blueprint, api.docs_blueprint,
@@ -36,6 +36,7 @@ def create_app(config=None, migrations=True):
     navigation.register(app)
     formatting.register(app)
     security.register(app)
+    request_text.register(app)
     cli.register(app)
     right_of_way.register(app)
     # After the blueprints: an anonymous request is sent to log in before its CSRF token is checked.

@@ -8,10 +8,12 @@ from flask_wtf import FlaskForm
 from wtforms import StringField, SubmitField
 from wtforms.validators import DataRequired, Length
 
+from webapp.addresses import redirect_slashed_prefix
 from webapp.extensions import db
 from webapp.models import ApiToken, utcnow
 
 blueprint = Blueprint("tokens", __name__, url_prefix="/settings/tokens")
+redirect_slashed_prefix(blueprint, "index")
 cli = AppGroup("tokens", help="Manage API tokens.")
 
 
@@ -28,7 +30,7 @@ def issue(name, operator_id=None):
     return secret
 
 
-@blueprint.route("/", methods=["GET", "POST"])
+@blueprint.route("", methods=["GET", "POST"])
 def index():
     form, secret = TokenForm(), None
     if form.validate_on_submit():

@@ -2,6 +2,7 @@
 from flask import Blueprint, render_template, url_for
 
 from webapp.api.views import ERRORS_PAGE, MAX_BATCH, MAX_BUFFERED, blueprint as api
+from webapp.rejections import KINDS
 
 docs_blueprint = Blueprint("api_docs", __name__)
 
@@ -53,14 +54,20 @@ PATHS = {
         "responses": {"200": _json("the job", JOB), "404": _error("no such job"), **COMMON}}},
     "/api/jobs/{job_id}/errors": {"get": {
         "summary": f"The records a job rejected, {ERRORS_PAGE} at a time",
+        "description": "Each is `invalid` (counted in the job's `invalid`) or a `duplicate` of an earlier "
+                       "record of the batch or of a stored record (counted in its `duplicate`).",
         "parameters": [{"name": "job_id", "in": "path", "required": True, "schema": {"type": "integer"}},
                        {"name": "after", "in": "query", "schema": {"type": "integer"},
-                        "description": "the last index of the previous page"}],
+                        "description": "the last index of the previous page"},
+                       {"name": "kind", "in": "query", "schema": {"enum": list(KINDS)},
+                        "description": f"only the errors of this kind ({' or '.join(KINDS)}); every kind "
+                                       "when left out"}],
         "responses": {"200": _json("a page of errors", {"type": "object", "properties": {
             "errors": {"type": "array", "items": {"type": "object", "properties": {
-                "index": {"type": "integer"}, "field": {"type": ["string", "null"]},
-                "reason": {"type": "string"}}}},
-            "next": {"type": ["string", "null"]}}}), "404": _error("no such job"), **COMMON}}},
+                "index": {"type": "integer"}, "kind": {"enum": list(KINDS)},
+                "field": {"type": ["string", "null"]}, "reason": {"type": "string"}}}},
+            "next": {"type": ["string", "null"]}}}),
+            "400": _error("an unknown kind"), "404": _error("no such job"), **COMMON}}},
     "/api/records": {"post": {
         "summary": f"Buffer one record (or up to {MAX_BUFFERED}); stored within seconds into today's "
                    "API stream upload",

@@ -11,6 +11,8 @@ from webapp.api.shape import ShapeError, ingest_request, records_request
 from webapp.extensions import db
 from webapp.models import RowError, Upload
 from webapp.queueing import enqueue_ingest
+from webapp.rejections import KINDS, ROW_ERROR_KIND
+from webapp.request_text import json_problem
 from webapp.uploads.storage import store_upload
 
 blueprint = Blueprint("api", __name__, url_prefix="/api")
@@ -35,6 +37,9 @@ def json_body():
     body = request.get_json(silent=True)
     if body is None:
         abort(400, "the body is not valid JSON (send Content-Type: application/json)")
+    problem = json_problem(body)
+    if problem:
+        abort(400, problem)
     return body
 
 
@@ -79,18 +84,30 @@ def job(job_id):
         failure_reason=upload.failure_reason)
 
 
+def requested_kind():
+    """The kind of row error ?kind= asks for; None for every kind."""
+    kind = request.args.get("kind")
+    if kind is not None and kind not in KINDS:
+        abort(400, f"kind must be {' or '.join(KINDS)}, not {kind!r}")
+    return kind
+
+
 @blueprint.get("/jobs/<id:job_id>/errors")
 def job_errors(job_id):
     """Row errors by record index (0-based), ERRORS_PAGE at a time; `next` pages on."""
     upload = get_job(job_id)
+    kind = requested_kind()
     after = min(request.args.get("after", -1, type=int), MAX_LINE)
-    rows = db.session.scalars(db.select(RowError).filter_by(upload_id=upload.id)
-                              .where(RowError.line > after + 1).order_by(RowError.line)
-                              .limit(ERRORS_PAGE + 1)).all()
-    errors = [{"index": row.line - 1, "field": row.column_name, "reason": row.reason}
+    query = (db.select(RowError.line, RowError.column_name, RowError.reason, ROW_ERROR_KIND.label("kind"))
+             .where(RowError.upload_id == upload.id, RowError.line > after + 1)
+             .order_by(RowError.line).limit(ERRORS_PAGE + 1))
+    if kind:
+        query = query.where(ROW_ERROR_KIND == kind)
+    rows = db.session.execute(query).all()
+    errors = [{"index": row.line - 1, "kind": row.kind, "field": row.column_name, "reason": row.reason}
               for row in rows[:ERRORS_PAGE]]
     more = len(rows) > ERRORS_PAGE
-    next_url = url_for("api.job_errors", job_id=upload.id, after=errors[-1]["index"], _external=True) \
+    next_url = url_for("api.job_errors", job_id=upload.id, after=errors[-1]["index"], kind=kind, _external=True) \
         if more else None
     return jsonify(errors=errors, next=next_url)
 

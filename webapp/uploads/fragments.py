@@ -3,13 +3,20 @@ from flask import render_template
 
 from webapp.extensions import db
 from webapp.models import RowError
+from webapp.rejections import ROW_ERROR_KIND
 
 ERRORS_SHOWN = 20
 
 
+def row_errors_query(upload):
+    """The upload's row errors with their kind, in line order."""
+    return (db.select(RowError.line, RowError.column_name, RowError.reason, RowError.raw_line,
+                      ROW_ERROR_KIND.label("kind"))
+            .where(RowError.upload_id == upload.id).order_by(RowError.line, RowError.id))
+
+
 def first_row_errors(upload):
-    return db.session.scalars(db.select(RowError).filter_by(upload_id=upload.id)
-                              .order_by(RowError.line, RowError.id).limit(ERRORS_SHOWN)).all()
+    return db.session.execute(row_errors_query(upload).limit(ERRORS_SHOWN)).all()
 
 
 def upload_fragments(upload):

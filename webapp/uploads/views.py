@@ -5,22 +5,24 @@ from flask import Blueprint, Response, abort, flash, redirect, render_template, 
 from flask_login import current_user
 from redis.exceptions import RedisError
 
+from webapp.addresses import redirect_slashed_prefix
 from webapp.events import publish_change
 from webapp.extensions import db
-from webapp.models import RowError, Upload, UploadStatus, utcnow
+from webapp.models import Upload, UploadStatus, utcnow
 from webapp.queueing import enqueue_ingest
 from webapp.spreadsheet import safe_cell
 from webapp.uploads.forms import UploadForm
-from webapp.uploads.fragments import first_row_errors, upload_fragments
+from webapp.uploads.fragments import first_row_errors, row_errors_query, upload_fragments
 from webapp.uploads.reopen import reopen
 from webapp.uploads.storage import FileRefused, store_upload
 
 blueprint = Blueprint("uploads", __name__, url_prefix="/uploads")
+redirect_slashed_prefix(blueprint, "index")
 
 PAGE_SIZE = 50
 
 
-@blueprint.get("/")
+@blueprint.get("")
 def index():
     status = request.args.get("status")
     if status and status not in UploadStatus.ACTIVE + UploadStatus.FINISHED:
@@ -115,16 +117,14 @@ def after_action(upload):
 @blueprint.get("/<id:upload_id>/errors.csv")
 def errors_csv(upload_id):
     upload = get_upload(upload_id)
-    query = (db.select(RowError.line, RowError.column_name, RowError.reason, RowError.raw_line)
-             .filter_by(upload_id=upload.id).order_by(RowError.line, RowError.id)
-             .execution_options(yield_per=2000))
+    query = row_errors_query(upload).execution_options(yield_per=2000)
 
     def lines():
         buffer = io.StringIO()
         writer = csv.writer(buffer)
-        writer.writerow(["line", "column", "reason", "raw_line"])
+        writer.writerow(["line", "column", "reason", "raw_line", "kind"])
         for row in db.session.execute(query):
-            writer.writerow([row.line, *(safe_cell(value) for value in row[1:])])
+            writer.writerow([row.line, *map(safe_cell, (row.column_name, row.reason, row.raw_line)), row.kind])
             if buffer.tell() > 64 * 1024:
                 yield buffer.getvalue()
                 buffer.seek(0)

@@ -33,8 +33,8 @@ def create(connection, upload_id):
         return table_name(upload_id)
     table = sql.Identifier(table_name(upload_id))
     with connection.transaction():
-        connection.execute(sql.SQL("CREATE TABLE {} (LIKE records INCLUDING DEFAULTS, CHECK (segment = {}))").format(
-            table, sql.Literal(upload_id)))
+        connection.execute(sql.SQL("CREATE TABLE {} (LIKE records INCLUDING DEFAULTS, CHECK (segment = {}))")
+                           .format(table, sql.Literal(upload_id)))
         connection.execute(sql.SQL("ALTER TABLE {} ALTER COLUMN segment SET DEFAULT {}").format(
             table, sql.Literal(upload_id)))
         for column, target in connection.execute(
@@ -69,7 +69,8 @@ def finish(connection, database_url, upload_id, announce):
     with ThreadPoolExecutor(BUILDERS) as pool:
         list(pool.map(lambda statement: _build(database_url, statement), builds))
     with connection.transaction():
-        connection.execute(f"ALTER TABLE records ATTACH PARTITION {table_name(upload_id)} FOR VALUES IN ({upload_id})")
+        connection.execute(f"ALTER TABLE records ATTACH PARTITION {table_name(upload_id)} "
+                           f"FOR VALUES IN ({upload_id})")
         connection.execute("UPDATE uploads SET loading_alone = false WHERE id = %s", (upload_id,))
     return True
 

@@ -170,7 +170,20 @@ def is_blank(fields):
     return isinstance(fields, list) and not any(fields)
 
 
-class RowReader:
+class FileTerms:
+    """What a reader tells the ingest job about the file it reads (`header`, `count_records`)."""
+
+    @property
+    def unit(self):
+        return "record" if self.count_records else "line"
+
+    @property
+    def update_columns(self):
+        """The fields an 'update' run overwrites: those the header has."""
+        return [name for name in FIELDS if name in self.header.fields]
+
+
+class RowReader(FileTerms):
     """Reads the records after the header; knows each one's starting line."""
 
     def __init__(self, text, delimiter, upload_id, count_records=False, header=None, lines_before=0):
@@ -192,15 +205,6 @@ class RowReader:
             first = next(self.reader, [])
         self.tap.drain()
         return Header(first)
-
-    @property
-    def unit(self):
-        return "record" if self.count_records else "line"
-
-    @property
-    def update_columns(self):
-        """The fields an 'update' run overwrites: those the header has."""
-        return [name for name in FIELDS if name in self.header.fields]
 
     def new_chunk(self):
         return Chunk(unit=self.unit, upload_id=self.upload_id)

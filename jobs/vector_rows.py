@@ -22,8 +22,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
-from jobs.rows import (CANDIDATE_SCHEMA, Chunk, RowReader, UnreadableLine, UnterminatedQuote, candidate_cells,
-                       most_delimiters)
+from jobs.rows import (CANDIDATE_SCHEMA, Chunk, FileTerms, RowReader, UnreadableLine, UnterminatedQuote,
+                       candidate_cells, most_delimiters)
 from webapp.csv_contract import UTF8, text_stream
 from webapp.validation import (CONTROL_CHARACTERS, DIGITS_LAST_LABEL_RE2, EMAIL_RE2, FIELDS, MAX_EMAIL_LENGTH,
                                MAX_FIELD_LENGTH, MAX_LOCAL_LENGTH, normalize_email)
@@ -47,7 +47,7 @@ ASCII_WHITESPACE = "".join(character for character in map(chr, range(128)) if ch
 EMAIL_NORM, EXTRA = len(FIELDS), len(FIELDS) + 1
 
 
-class VectorRowReader:
+class VectorRowReader(FileTerms):
     """RowReader's interface (as jobs.ingest drives it) over the binary stream."""
 
     def __init__(self, binary, encoding, delimiter, upload_id, count_records=False):
@@ -75,14 +75,6 @@ class VectorRowReader:
             self._hand_over()
         else:
             self.blocks = BlockParser(self.header, delimiter)
-
-    @property
-    def unit(self):
-        return "record" if self.count_records else "line"
-
-    @property
-    def update_columns(self):
-        return [name for name in FIELDS if name in self.header.fields]
 
     def new_chunk(self):
         return VectorChunk(unit=self.unit, upload_id=self.upload_id)

@@ -18,6 +18,8 @@ RACE_ERRORS = (errors.UniqueViolation, errors.DeadlockDetected)
 MAX_ATTEMPTS = 10
 REGISTRY_COLUMNS = ("email_norm", "record_id", "segment", "upload_id", "source_line")
 CSV_WITHOUT_HEADER = pa_csv.WriteOptions(include_header=False)
+IDS_READ = pa_csv.ReadOptions(column_names=["id"])
+IDS_CONVERT = pa_csv.ConvertOptions(column_types={"id": pa.int64()})
 
 
 @dataclass
@@ -64,7 +66,7 @@ class ChunkWriter:
 
     def _write_rows(self, chunk):
         candidates = chunk.candidate_table()
-        existing = self._existing(candidates.column("email_norm").to_pylist())
+        existing = self._existing(candidates.column("email_norm"))
         if not existing:
             return Written(inserted=self._insert(candidates)), []
         stored = pc.is_in(candidates.column("email_norm"), value_set=pa.array(list(existing), pa.string()))
@@ -88,13 +90,14 @@ class ChunkWriter:
         return written, duplicate_errors
 
     def _existing(self, emails):
-        """email_norm -> (upload_id, source_line, record id) for the emails already stored."""
-        if not emails:
+        """email_norm -> (upload_id, source_line, record id) for the `emails` (an Arrow column) already stored."""
+        if not len(emails):
             return {}
+        # One string joined by Arrow: no Python object for each email.
+        joined = pc.binary_join(pa.ListArray.from_arrays([0, len(emails)], emails.combine_chunks()), "\n")
         rows = self.connection.execute(
             "SELECT email_norm, upload_id, source_line, record_id FROM record_emails "
-            "WHERE email_norm = ANY(string_to_array(%s, E'\\n'))",
-            ("\n".join(emails),))
+            "WHERE email_norm = ANY(string_to_array(%s, E'\\n'))", (joined[0].as_py(),))
         return {email: (upload_id, line, record_id) for email, upload_id, line, record_id in rows}
 
     def _insert(self, table):
@@ -102,9 +105,7 @@ class ChunkWriter:
             return 0
         if self.own_table is None:
             return self._copy("records", table)
-        ids = self.connection.execute("SELECT nextval('records_id_seq') FROM generate_series(1, %s)",
-                                      (table.num_rows,)).fetchall()
-        table = table.append_column("id", pa.array([row[0] for row in ids], pa.int64()))
+        table = table.append_column("id", self._new_ids(table.num_rows))
         registry = pa.table({
             "email_norm": table.column("email_norm"),
             "record_id": table.column("id"),
@@ -114,6 +115,16 @@ class ChunkWriter:
         })
         self._copy("record_emails", registry)
         return self._copy(self.own_table, table)
+
+    def _new_ids(self, count):
+        """`count` new record ids, read as one block of text and parsed by Arrow."""
+        data = io.BytesIO()
+        with self.connection.cursor().copy(
+                "COPY (SELECT nextval('records_id_seq') FROM generate_series(1, %s)) TO STDOUT", (count,)) as copy:
+            for block in copy:
+                data.write(block)
+        data.seek(0)
+        return pa_csv.read_csv(data, read_options=IDS_READ, convert_options=IDS_CONVERT).column("id")
 
     def _copy(self, table_name, table):
         """COPY an Arrow table's rows (its columns by name) in CSV format: an empty cell is NULL."""

@@ -16,7 +16,6 @@ from webapp.validation import FIELDS
 # COPY; the chunk is then simply tried again, and the look-up sees it.
 RACE_ERRORS = (errors.UniqueViolation, errors.DeadlockDetected)
 MAX_ATTEMPTS = 10
-REGISTRY_COLUMNS = ("email_norm", "record_id", "segment", "upload_id", "source_line")
 CSV_WITHOUT_HEADER = pa_csv.WriteOptions(include_header=False)
 IDS_READ = pa_csv.ReadOptions(column_names=["id"])
 IDS_CONVERT = pa_csv.ConvertOptions(column_types={"id": pa.int64()})

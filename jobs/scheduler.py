@@ -30,7 +30,8 @@ def periodic_jobs(config):
          max(1, config["REAPER_SECONDS"] // 2)),
         ("periodic-flush-api-buffer", "jobs.flush.flush_api_buffer", config["BUFFER_FLUSH_SECONDS"]),
         ("periodic-delete-expired-raw-files", "jobs.retention.delete_expired_raw_files", 3600),  # hourly
-        ("periodic-tend-record-partitions", "jobs.maintenance.tend_record_partitions", 600),
+        # Hourly; each attach also queues it at once.
+        ("periodic-tend-record-partitions", "jobs.maintenance.tend_record_partitions", 3600),
         # Hourly too; it does nothing while ARCHIVE_AFTER_DAYS is 0.
         ("periodic-archive-old-uploads", "jobs.archive.archive_old_uploads", 3600),
     ]

@@ -3,13 +3,23 @@
     .venv/bin/python bench/records_bench.py                 # load once (≈ 5 min), then measure
     .venv/bin/python bench/records_bench.py --reload        # throw the data away and load again
     .venv/bin/python bench/records_bench.py --rows 200000   # a quick try
+    .venv/bin/python bench/records_bench.py --partitions 0,5,50,500   # layouts one after the other, compared
+    .venv/bin/python bench/records_bench.py --partitions 500 --requests 20   # fewer requests a row, for slow layouts
 
-It runs its own PostgreSQL under bench/data/records/ with scripts/services.py
-(stock settings) and keeps the data for the next run. A fresh load migrates to
-0001, COPYs the records of 50 uploads (deterministic: same names, companies,
-countries and ties every time; each upload's rows share one created_at per
-50,000-row chunk, as ingest writes them), then migrates to head, which builds
-the indexes of 0002 on the full table.
+It runs its own PostgreSQL with scripts/services.py (stock settings) and keeps
+the data for the next run, one data directory per layout: bench/data/records/
+for --partitions 0, bench/data/records-pN/ for N. The records are the same in
+every layout (deterministic: same names, companies, countries and ties; each
+upload's rows share one created_at per 50,000-row chunk, as ingest writes them).
+
+--partitions 0 (the default): a fresh load migrates to 0001, COPYs the records
+of 50 uploads, then migrates to head, which builds the indexes of 0002 on the
+full table; every record is in the shared partition.
+
+--partitions N: the records are spread over N uploads, each loaded as a large
+upload is (jobs/partition.py): its own table created bare, its records COPYed
+into it with ids from records_id_seq and its emails into record_emails, then
+the shared partition's indexes built on it and the table attached.
 
 Latencies are server-side: the Flask test client in this process, a request
 through the app (routing, login, queries, templates) without network. Page
@@ -24,6 +34,7 @@ import random
 import re
 import statistics
 import sys
+from itertools import islice
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -37,11 +48,12 @@ sys.path.insert(0, str(ROOT))
 
 from scripts.services import Postgres  # noqa: E402
 
-DATA = ROOT / "bench" / "data" / "records"
-UPLOADS = 50
+DATA = ROOT / "bench" / "data"
+UPLOADS = 50  # of the shared layout
 CHUNK_ROWS = 50_000
-REQUESTS = 200
-DEEP_CLICKS = 2000
+REQUESTS = 200  # per row of the table, unless --requests says otherwise
+CLICKS_PER_REQUEST = 10  # the walk through the default list follows 10 × requests Next links
+DEEP_ROWS = 100_000  # where the deep page of each sort starts: page 2,001
 HTMX = {"HX-Request": "true"}
 
 FIRST_NAMES = """James Mary Robert Patricia John Jennifer Michael Linda David Elizabeth William Barbara Richard
@@ -92,6 +104,7 @@ COUNTRIES = {  # country: (weight, cities)
     "CA": (1, ["Toronto", "Montréal", "Vancouver"]),
 }
 DOMAINS = ["gmail.com", "outlook.com", "yahoo.com", "web.de", "orange.fr", "libero.it", "example.org", "proton.me"]
+OWN_TABLE_COLUMNS = ("id", "segment")  # then COPY_COLUMNS
 COPY_COLUMNS = ("email", "email_norm", "first_name", "last_name", "phone", "company", "city", "country",
                 "extra", "upload_id", "source_line", "created_at", "updated_at")
 EPOCH = datetime(2026, 1, 5, 8, 0, tzinfo=timezone.utc)
@@ -168,12 +181,23 @@ def timed_copy_rate(url, rows, loaded):
     return rows / elapsed
 
 
-def load(app, url, rows):
-    """Load `rows` records into an empty schema; prints and returns what it took."""
-    figures = {}
+def reset_schema(url):
     with psycopg.connect(url, autocommit=True) as connection:
         connection.execute("DROP SCHEMA public CASCADE")
         connection.execute("CREATE SCHEMA public")
+
+
+def vacuum(url):
+    """As after autovacuum: statistics, and visibility maps for the index-only counts."""
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute("VACUUM ANALYZE records")
+        connection.execute("VACUUM ANALYZE record_emails")
+
+
+def load_shared(app, url, rows):
+    """Load `rows` records into the shared partition of an empty schema; prints what it took."""
+    figures = {}
+    reset_schema(url)
     migrate(app, "0001")
     with psycopg.connect(url) as connection:
         insert_uploads(connection, 1, UPLOADS, rows // UPLOADS)
@@ -187,14 +211,68 @@ def load(app, url, rows):
     figures["migrate_0002_seconds"] = time.perf_counter() - started
     figures["copy_rate_0002"] = timed_copy_rate(url, 100_000, rows)
     migrate(app, "head")
-    with psycopg.connect(url, autocommit=True) as connection:
-        connection.execute("VACUUM ANALYZE records")
+    vacuum(url)
     print(f"- load: {rows:,} rows by COPY in {figures['load_seconds']:.0f} s; "
           f"migration 0002 (building its indexes) {figures['migrate_0002_seconds']:.0f} s")
     print(f"- an ingest-like COPY of 100,000 more rows into the full table: "
           f"{figures['copy_rate_0001']:,.0f} rows/s with the indexes of 0001, "
           f"{figures['copy_rate_0002']:,.0f} rows/s with those of 0002 too", flush=True)
-    return figures
+
+
+def upload_sizes(rows, uploads):
+    """Rows per upload as generate_rows spreads them: the last one takes the remainder."""
+    per_upload = max(rows // uploads, 1)
+    return [per_upload] * (uploads - 1) + [rows - per_upload * (uploads - 1)]
+
+
+def load_partitions(app, url, rows, partitions):
+    """Load `rows` records as `partitions` large uploads, each into its own partition; prints what it took."""
+    from jobs import partition
+
+    reset_schema(url)
+    migrate(app, "head")
+    lines = generate_rows(rows, uploads=partitions)
+    sizes = upload_sizes(rows, partitions)
+    copy_seconds = finish_seconds = 0.0
+    with psycopg.connect(url, autocommit=True) as connection:
+        insert_uploads(connection, 1, partitions, sizes[0])
+        for upload_id, size in enumerate(sizes, start=1):
+            started = time.perf_counter()
+            table = partition.create(connection, upload_id)
+            copy_own_partition(connection, table, upload_id, islice(lines, size))
+            copy_seconds += time.perf_counter() - started
+            started = time.perf_counter()
+            partition.finish(connection, url, upload_id, announce=lambda: None)
+            finish_seconds += time.perf_counter() - started
+    started = time.perf_counter()
+    vacuum(url)
+    vacuum_seconds = time.perf_counter() - started
+    print(f"- load: {rows:,} rows in {partitions} uploads' own partitions: created and COPYed in "
+          f"{copy_seconds:.0f} s, indexed and attached in {finish_seconds:.0f} s "
+          f"({finish_seconds / partitions:.2f} s each); VACUUM ANALYZE {vacuum_seconds:.0f} s", flush=True)
+
+
+def copy_own_partition(connection, table, upload_id, lines):
+    """An upload's records into its own table and their emails into the registry, chunk by chunk
+    (one transaction each), as jobs/chunk_writer.py stores a large upload."""
+    while chunk := list(islice(lines, CHUNK_ROWS)):
+        with connection.transaction():
+            ids = connection.execute("SELECT nextval('records_id_seq') FROM generate_series(1, %s)",
+                                     (len(chunk),)).fetchall()
+            cells = [line.split("\t") for line in chunk]
+            registry = [f"{row[1]}\t{record_id}\t{upload_id}\t{row[9]}\t{row[10]}\n"
+                        for row, (record_id,) in zip(cells, ids)]
+            copy_lines(connection, "record_emails", ("email_norm", "record_id", "segment", "upload_id",
+                                                     "source_line"), registry)
+            copy_lines(connection, table, OWN_TABLE_COLUMNS + COPY_COLUMNS,
+                       (f"{record_id}\t{upload_id}\t{line}" for line, (record_id,) in zip(chunk, ids)))
+
+
+def copy_lines(connection, table, columns, lines):
+    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns)))
+    with connection.cursor().copy(statement) as copy:
+        copy.write("".join(lines))
 
 
 def migrate(app, revision):
@@ -222,10 +300,15 @@ def bench_login(app):
         return operator.get_id()
 
 
-def loaded_rows(url):
+def loaded_layout(url):
+    """(records, attached partitions besides the shared one) of the stored data; (0, 0) when empty."""
     with psycopg.connect(url) as connection:
-        has_table = connection.execute("SELECT to_regclass('records') IS NOT NULL").fetchone()[0]
-        return connection.execute("SELECT count(*) FROM records").fetchone()[0] if has_table else 0
+        if not connection.execute("SELECT to_regclass('record_emails') IS NOT NULL").fetchone()[0]:
+            return 0, 0
+        rows = connection.execute("SELECT count(*) FROM records").fetchone()[0]
+        partitions = connection.execute(
+            "SELECT count(*) FROM pg_inherits WHERE inhparent = 'records'::regclass").fetchone()[0]
+        return rows, partitions - 1
 
 
 # Measuring
@@ -263,33 +346,40 @@ def count_label(page):
     return found.group(1) if found else "?"
 
 
-def print_latencies(name, samples, urls, page):
-    p50, p95 = percentiles(samples)
-    slowest = urls[max(range(len(samples)), key=samples.__getitem__)]
-    print(f"| {name} | {len(samples)} | {p50:.1f} | {p95:.1f} | {max(samples) * 1000:.0f} "
-          f"(`{slowest}`) | {count_label(page)} |", flush=True)
+class Latencies:
+    """The rows of the latency table, printed as they are measured: {request: (p50, p95)}."""
+
+    def __init__(self):
+        self.rows = {}
+
+    def add(self, name, samples, urls, page):
+        p50, p95 = percentiles(samples)
+        self.rows[name] = p50, p95
+        slowest = urls[max(range(len(samples)), key=samples.__getitem__)]
+        print(f"| {name} | {len(samples)} | {p50:.1f} | {p95:.1f} | {max(samples) * 1000:.0f} "
+              f"(`{slowest}`) | {count_label(page)} |", flush=True)
 
 
-def measure(client, name, urls, headers=None):
-    """GET each of `urls` (after 5 unmeasured ones to warm up) and print the latencies."""
+def measure(client, latencies, name, urls, headers=None):
+    """GET each of `urls` (after 5 unmeasured ones to warm up) and record the latencies."""
     for url in urls[:5]:
         timed_get(client, url, headers)
     samples = []
     for url in urls:
         elapsed, page = timed_get(client, url, headers)
         samples.append(elapsed)
-    print_latencies(name, samples, urls, page)
+    latencies.add(name, samples, urls, page)
 
 
-def walk(client, name, start, clicks, headers=None):
-    """Follow `clicks` next links from `start`, print their latencies; returns the last URL."""
+def walk(client, latencies, name, start, clicks, headers=None):
+    """Follow `clicks` next links from `start`, record their latencies; returns the last URL."""
     url, samples, urls = start, [], []
     for _ in range(clicks):
         elapsed, page = timed_get(client, url, headers)
         samples.append(elapsed)
         urls.append(url)
         url = next_url(page)
-    print_latencies(name, samples, urls, page)
+    latencies.add(name, samples, urls, page)
     return url
 
 
@@ -310,7 +400,7 @@ def measure_export(client, url):
           f"{before:.0f} → {peak:.0f} |", flush=True)
 
 
-def sample_queries(rows, seed=99):
+def sample_queries(rows, count, seed=99):
     """Search terms an operator would type: email prefixes, names, companies."""
     rng = random.Random(seed)
     emails, names = [], []
@@ -320,40 +410,74 @@ def sample_queries(rows, seed=99):
             emails.append(email[:rng.randint(5, email.index("@") + 3)])
             company = last if company == "\\N" else company
             names.append(rng.choice([last, first[:3], f"{first} {last[:2]}", company[:rng.randint(3, 12)]]))
-    return emails[:REQUESTS], names[:REQUESTS]
+    return emails[:count], names[:count]
 
 
-def run_measurements(app, session_id, rows):
+def deep_page_url(sort, direction, rows_before):
+    """The list sorted by `sort` from the row after the first `rows_before`, as its Next link says."""
+    from sqlalchemy import select
+
+    from webapp.extensions import db
+    from webapp.models import Record
+    from webapp.records.query import SORTS, RecordQuery, encode_cursor, sort_order
+
+    query = RecordQuery(sort=sort, direction=direction)
+    key = SORTS[sort].key(Record)
+    value, record_id = db.session.execute(
+        select(key, Record.id).order_by(*sort_order(query)).offset(rows_before - 1).limit(1)).one()
+    db.session.rollback()
+    return "/records?" + urlencode(query.link_args(after=encode_cursor(value, record_id)))
+
+
+def run_measurements(app, session_id, rows, uploads, requests):
+    """The latency and export tables; returns the Latencies."""
+    from webapp.records.query import SORTS, default_direction
+
     client = app.test_client()
     with client.session_transaction() as session:
         session["_user_id"] = session_id
         session["_fresh"] = True
+    latencies = Latencies()
     print("\n| request | n | p50 ms | p95 ms | slowest ms | count shown (last) |\n|---|---:|---:|---:|---|---|")
-    measure(client, "first page (full page)", ["/records"] * REQUESTS)
-    deep_url = walk(client, f"each of {DEEP_CLICKS:,} next clicks (htmx)", "/records", DEEP_CLICKS, HTMX)
-    measure(client, f"page {DEEP_CLICKS + 1:,} by its cursor (full page)", [deep_url] * REQUESTS)
-    email_terms, name_terms = sample_queries(rows)
+    clicks = CLICKS_PER_REQUEST * requests
+    measure(client, latencies, "first page (full page)", ["/records"] * requests)
+    deep_url = walk(client, latencies, f"each of {clicks:,} next clicks (htmx)", "/records", clicks, HTMX)
+    measure(client, latencies, f"page {clicks + 1:,} by its cursor (full page)", [deep_url] * requests)
+    deep_rows = min(DEEP_ROWS, rows // 2)
+    for sort in SORTS:
+        direction = default_direction(sort)
+        first_url = "/records?" + urlencode({"sort": sort, "dir": direction})
+        measure(client, latencies, f"sort by {sort} {direction}: first page (htmx)", [first_url] * requests, HTMX)
+        measure(client, latencies, f"sort by {sort} {direction}: after row {deep_rows:,} (htmx)",
+                [deep_page_url(sort, direction, deep_rows)] * requests, HTMX)
+    email_terms, name_terms = sample_queries(rows, requests)
     email_searches = ["?" + urlencode({"q": term}) for term in email_terms]
     name_searches = ["?" + urlencode({"q": term}) for term in name_terms]
-    measure(client, "email prefix search (htmx)", ["/records" + search for search in email_searches], HTMX)
-    measure(client, "name / company search (htmx)", ["/records" + search for search in name_searches], HTMX)
-    measure(client, "its count, loaded after the rows (htmx)", ["/records/count" + search for search in name_searches],
+    measure(client, latencies, "email prefix search (htmx)", ["/records" + search for search in email_searches], HTMX)
+    measure(client, latencies, "name / company search (htmx)", ["/records" + search for search in name_searches],
             HTMX)
-    walk(client, "sort by last name A–Z, pages 1–200 (htmx)", "/records?sort=last_name&dir=asc", REQUESTS, HTMX)
-    walk(client, "sort by last name Z–A, pages 1–200 (htmx)", "/records?sort=last_name&dir=desc", REQUESTS, HTMX)
-    measure(client, "filter by upload (full page)", [f"/records?upload={n % UPLOADS + 1}" for n in range(REQUESTS)])
-    measure(client, "its count, loaded after the rows (htmx)",
-            [f"/records/count?upload={n % UPLOADS + 1}" for n in range(REQUESTS)], HTMX)
-    countries = list(COUNTRIES) * (REQUESTS // len(COUNTRIES))
-    measure(client, "filter by country, sort by company (htmx)",
+    measure(client, latencies, "count of the name / company search (htmx)",
+            ["/records/count" + search for search in name_searches], HTMX)
+    walk(client, latencies, f"sort by last name A–Z, pages 1–{requests} (htmx)", "/records?sort=last_name&dir=asc",
+         requests, HTMX)
+    walk(client, latencies, f"sort by last name Z–A, pages 1–{requests} (htmx)", "/records?sort=last_name&dir=desc",
+         requests, HTMX)
+    measure(client, latencies, "filter by upload (full page)",
+            [f"/records?upload={n % uploads + 1}" for n in range(requests)])
+    measure(client, latencies, "count of the upload filter (htmx)",
+            [f"/records/count?upload={n % uploads + 1}" for n in range(requests)], HTMX)
+    countries = [list(COUNTRIES)[n % len(COUNTRIES)] for n in range(requests)]
+    measure(client, latencies, "filter by country, sort by company (htmx)",
             [f"/records?country={country}&sort=company" for country in countries], HTMX)
-    measure(client, "its count, loaded after the rows (htmx)",
+    measure(client, latencies, "count of the country filter (htmx)",
             [f"/records/count?country={country}" for country in countries], HTMX)
 
     print("\n| export | rows | s | rows/s | MB | RSS before → peak (MB) |\n|---|---:|---:|---:|---:|---|")
+    exported = min(7, uploads)
     for _ in range(3):
-        measure_export(client, "/records/export.csv?upload=7")
+        measure_export(client, f"/records/export.csv?upload={exported}")
     measure_export(client, "/records/export.csv?country=US")
+    return latencies
 
 
 def set_shared_buffers(postgres, url, size):
@@ -375,14 +499,18 @@ def machine():
     return f"{os.cpu_count()} cores ({cpu}), {ram_kb / 2**20:.0f} GB RAM"
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rows", type=int, default=5_000_000)
-    parser.add_argument("--reload", action="store_true", help="drop the stored data and load it again")
-    parser.add_argument("--shared-buffers", default=None, help="e.g. 4GB; PostgreSQL's default is 128MB")
-    args = parser.parse_args()
+def data_directory(partitions):
+    return DATA / ("records" if partitions == 0 else f"records-p{partitions}")
 
-    postgres = Postgres(DATA / "postgres")
+
+def layout_name(partitions):
+    return "shared partition only" if partitions == 0 else f"{partitions} own partitions"
+
+
+def run_layout(args, partitions):
+    """Load the layout unless its data directory holds it already, then measure it; returns the Latencies."""
+    print(f"\n### {layout_name(partitions)}\n", flush=True)
+    postgres = Postgres(data_directory(partitions) / "postgres")
     url = postgres.start()
     set_shared_buffers(postgres, url, args.shared_buffers)
     os.environ.update(DATABASE_URL=url, INTAKE_ENV="test", SECRET_KEY="bench")
@@ -394,17 +522,55 @@ def main():
             shared_buffers = connection.execute("SHOW shared_buffers").fetchone()[0]
         print(f"- machine: {machine()}\n- PostgreSQL {version}, shared_buffers {shared_buffers}, "
               "otherwise stock settings")
-        if args.reload or loaded_rows(url) != args.rows:
+        if args.reload or loaded_layout(url) != (args.rows, partitions):
             print(f"- loading {args.rows:,} records …", flush=True)
-            load(app, url, args.rows)
+            if partitions:
+                load_partitions(app, url, args.rows, partitions)
+            else:
+                load_shared(app, url, args.rows)
         else:
             migrate(app, "head")
         print(f"- load average before measuring: {os.getloadavg()[0]:.2f}", flush=True)
         with app.app_context():
-            run_measurements(app, bench_login(app), args.rows)
+            latencies = run_measurements(app, bench_login(app), args.rows, partitions or UPLOADS, args.requests)
         print(f"- load average after measuring: {os.getloadavg()[0]:.2f} (1 min), {os.getloadavg()[1]:.2f} (5 min)")
+        return latencies
     finally:
         postgres.stop()
+
+
+def print_comparison(layouts):
+    """p95 of every request per layout, side by side: {partitions: Latencies}."""
+    print("\n### p95 ms by layout\n")
+    print("| request | " + " | ".join(layout_name(partitions) for partitions in layouts) + " |")
+    print("|---|" + "---:|" * len(layouts))
+    for name in next(iter(layouts.values())).rows:
+        cells = (f"{latencies.rows[name][1]:.1f}" for latencies in layouts.values())
+        print(f"| {name} | " + " | ".join(cells) + " |")
+
+
+def partition_counts(text):
+    counts = [int(item) for item in text.split(",")]
+    if any(count < 0 for count in counts):
+        raise argparse.ArgumentTypeError("partition counts are 0 or more")
+    return counts
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=5_000_000)
+    parser.add_argument("--partitions", type=partition_counts, default=[0],
+                        help="uploads' own partitions holding the records, e.g. 50; 0 (the default): all in the "
+                             "shared partition; several, e.g. 0,5,50: each layout in turn, then a comparison")
+    parser.add_argument("--requests", type=int, default=REQUESTS,
+                        help=f"requests per row of the table (default {REQUESTS}); fewer for slow layouts")
+    parser.add_argument("--reload", action="store_true", help="drop the stored data and load it again")
+    parser.add_argument("--shared-buffers", default=None, help="e.g. 4GB; PostgreSQL's default is 128MB")
+    args = parser.parse_args()
+
+    layouts = {partitions: run_layout(args, partitions) for partitions in args.partitions}
+    if len(layouts) > 1:
+        print_comparison(layouts)
 
 
 if __name__ == "__main__":

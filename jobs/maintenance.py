@@ -73,8 +73,10 @@ def _overdue(job):
 
 def tend_record_partitions():
     """Attach the own partitions that a job left unattached (it failed for good while building
-    them), then refresh the statistics of `records` as a whole, which autovacuum never gathers
-    for a partitioned table and which the records list reads (webapp/records/listing.py)."""
+    them); merge the oldest into the shared partition while there are more than
+    OWN_PARTITIONS_KEPT, since every statement of the records list is planned over each
+    partition (bench/README.md, "Records"); then refresh the statistics of `records` as a whole,
+    which autovacuum never gathers for a partitioned table and which the list reads."""
     config = current_app.config
     with psycopg.connect(config["DATABASE_URL"], autocommit=True) as connection:
         finished = connection.execute(
@@ -83,4 +85,7 @@ def tend_record_partitions():
         for (upload_id,) in finished:
             if not _held_by_a_worker(connection, upload_id):
                 partition.finish(connection, config["DATABASE_URL"], upload_id, announce=lambda: None)
+        attached = partition.attached_uploads(connection)
+        for upload_id in attached[:max(0, len(attached) - config["OWN_PARTITIONS_KEPT"])]:
+            partition.merge_into_shared(connection, upload_id)
         connection.execute("ANALYZE records")

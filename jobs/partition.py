@@ -75,6 +75,30 @@ def finish(connection, database_url, upload_id, announce):
     return True
 
 
+def attached_uploads(connection):
+    """The ids of the uploads whose own tables are partitions of records, oldest first."""
+    rows = connection.execute(
+        "SELECT substring(relname FROM '[0-9]+$')::int AS upload_id FROM pg_inherits "
+        "JOIN pg_class ON pg_class.oid = inhrelid WHERE inhparent = 'records'::regclass "
+        "AND relname ~ '^records_upload_[0-9]+$' ORDER BY upload_id").fetchall()
+    return [upload_id for (upload_id,) in rows]
+
+
+def merge_into_shared(connection, upload_id):
+    """Move an attached upload table's records into the shared partition and drop the table, in one
+    transaction. The registry's rows for them are written again by the shared partition's triggers."""
+    table = table_name(upload_id)
+    # Every column but segment, which the shared partition sets to 0.
+    names = connection.execute("SELECT attname FROM pg_attribute WHERE attrelid = 'records'::regclass "
+                               "AND attnum > 0 AND NOT attisdropped AND attname <> 'segment'").fetchall()
+    columns = sql.SQL(", ").join(sql.Identifier(name) for (name,) in names)
+    with connection.transaction():
+        connection.execute("DELETE FROM record_emails WHERE segment = %s", (upload_id,))
+        connection.execute(sql.SQL("INSERT INTO records_shared ({0}) SELECT {0} FROM {1}").format(
+            columns, sql.Identifier(table)))
+        connection.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(table)))
+
+
 def end_stale_work(connection, upload_id):
     """A killed job's builds and attach may still run, or wait for a lock, in sessions whose client is
     gone; this job holds the upload's lock, so they belong to no live job and would collide with its own."""

@@ -114,3 +114,24 @@ def test_a_worker_killed_while_attaching_finishes_it_when_resumed(app, client, l
     # ATTACH PARTITION needs a SHARE UPDATE EXCLUSIVE lock on records; the load itself never touches records.
     blocked_then_killed(app, client, start_process, "LOCK TABLE records IN SHARE UPDATE EXCLUSIVE MODE",
                         lambda upload_id: waiting_on_lock(app, "ALTER TABLE records ATTACH PARTITION "))
+
+
+def test_the_oldest_partitions_beyond_the_kept_number_are_merged_into_the_shared_one(
+        app, client, large_uploads, monkeypatch, start_process):
+    monkeypatch.setenv("OWN_PARTITIONS_KEPT", "1")
+    start_process(worker_process)
+    first = finished(upload_file(client, "first.csv", b"email,city\nann@example.com,Oslo\nbob@example.com,Rome\n"))
+    second = finished(upload_file(client, "second.csv", b"email\ncid@example.com\nANN@example.com\n"))
+    # The second attach queued the upkeep job, which the worker runs with OWN_PARTITIONS_KEPT=1.
+    wait_until(lambda: partition_state(app, first.id) == (False, 0), timeout=60,
+               message="the first upload's table to be merged")
+    assert partition_state(app, second.id)[0]
+    with database(app) as connection:
+        assert connection.execute("SELECT email_norm, segment FROM records ORDER BY id").fetchall() == [
+            ("ann@example.com", 0), ("bob@example.com", 0), ("cid@example.com", second.id)]
+        assert connection.execute("SELECT email_norm, segment FROM record_emails ORDER BY email_norm").fetchall() == [
+            ("ann@example.com", 0), ("bob@example.com", 0), ("cid@example.com", second.id)]
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            connection.execute("INSERT INTO records (email, email_norm) VALUES ('bob@x', 'bob@example.com')")
+    assert db.session.get(Record, 1).city == "Oslo"
+    assert "bob@example.com" in client.get("/records?sort=email").get_data(as_text=True)

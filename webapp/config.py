@@ -19,6 +19,8 @@ DEFAULTS = {
     "INGEST_RETRIES": "5",
     # About 50,000 lines: from here on an upload loads bare and builds its indexes once (bench/README.md).
     "OWN_PARTITION_MIN_BYTES": str(5 * 1024 * 1024),
+    # The records list met its targets at 5 partitions and missed them on searches at 50.
+    "OWN_PARTITIONS_KEPT": "10",
     "REAPER_SECONDS": "60",
     "BUFFER_FLUSH_SECONDS": "2",
     "BUFFER_FLUSH_ROWS": "5000",
@@ -96,6 +98,7 @@ def load_config(environ=os.environ):
         "INGEST_CHUNK_ROWS": _integer("INGEST_CHUNK_ROWS", raw["INGEST_CHUNK_ROWS"]),
         "INGEST_RETRIES": _integer("INGEST_RETRIES", raw["INGEST_RETRIES"]),
         "OWN_PARTITION_MIN_BYTES": _integer("OWN_PARTITION_MIN_BYTES", raw["OWN_PARTITION_MIN_BYTES"]),
+        "OWN_PARTITIONS_KEPT": _integer("OWN_PARTITIONS_KEPT", raw["OWN_PARTITIONS_KEPT"], minimum=0),
         "REAPER_SECONDS": _integer("REAPER_SECONDS", raw["REAPER_SECONDS"]),
         "BUFFER_FLUSH_SECONDS": _integer("BUFFER_FLUSH_SECONDS", raw["BUFFER_FLUSH_SECONDS"]),
         "BUFFER_FLUSH_ROWS": _integer("BUFFER_FLUSH_ROWS", raw["BUFFER_FLUSH_ROWS"]),

@@ -20,7 +20,7 @@ DEFAULTS = {
     # About 50,000 lines: from here on an upload loads bare and builds its indexes once (bench/README.md).
     "OWN_PARTITION_MIN_BYTES": str(5 * 1024 * 1024),
     # The records list met its targets at 5 partitions and missed them on searches at 50.
-    "OWN_PARTITIONS_KEPT": "10",
+    "OWN_PARTITIONS_KEPT": "5",
     "REAPER_SECONDS": "60",
     "BUFFER_FLUSH_SECONDS": "2",
     "BUFFER_FLUSH_ROWS": "5000",

@@ -25,7 +25,7 @@ from jobs.rows import UnterminatedQuote
 from jobs.source import PieceStream
 from jobs.vector_rows import VectorRowReader
 from webapp.models import UploadStatus
-from webapp.queueing import MAINTENANCE_QUEUE
+from webapp.queueing import MAINTENANCE_QUEUE, UPKEEP_JOB_TIMEOUT
 
 log = logging.getLogger(__name__)
 
@@ -199,7 +199,7 @@ class Ingest:
                             announce=lambda: self.events.changed(UploadStatus.RUNNING, final=True)):
             # The list's statistics of records as a whole should count the new partition soon.
             Queue(MAINTENANCE_QUEUE, connection=self.events.redis).enqueue(
-                "jobs.maintenance.tend_record_partitions")
+                "jobs.maintenance.tend_record_partitions", job_timeout=UPKEEP_JOB_TIMEOUT)
         self.control.execute("UPDATE uploads SET status = %s, failure_reason = %s, finished_at = now(), "
                              "heartbeat_at = now(), bytes_processed = CASE WHEN %s THEN size_bytes "
                              "ELSE bytes_processed END WHERE id = %s",

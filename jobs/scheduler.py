@@ -14,7 +14,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq_scheduler import Scheduler
 
 from webapp import create_app, logs
-from webapp.queueing import MAINTENANCE_QUEUE, redis_connection
+from webapp.queueing import MAINTENANCE_QUEUE, UPKEEP_JOB_TIMEOUT, redis_connection
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,8 @@ def periodic_jobs(config):
 
 
 # Longer than RQ's default of 180 s: one large upload takes minutes to write out and delete.
-TIMEOUTS = {"jobs.archive.archive_old_uploads": 3 * 3600}
+TIMEOUTS = {"jobs.archive.archive_old_uploads": 3 * 3600,
+            "jobs.maintenance.tend_record_partitions": UPKEEP_JOB_TIMEOUT}
 
 
 def register(scheduler, config):

@@ -8,6 +8,9 @@ INGEST_QUEUE = "ingest"
 MAINTENANCE_QUEUE = "maintenance"
 # Large files take minutes, not hours; a job that runs this long is stuck.
 INGEST_JOB_TIMEOUT = 6 * 3600
+# Merging a large upload's partition into the shared one rewrites its rows with live indexes:
+# minutes for millions of rows, far beyond RQ's default of 180 s.
+UPKEEP_JOB_TIMEOUT = 3 * 3600
 # Job meta flag: the worker runs the job itself instead of forking a work horse for
 # it (jobs/worker.py). For a 1,000-record API batch the fork and the horse's set-up
 # cost about as much as the work.

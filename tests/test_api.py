@@ -185,6 +185,13 @@ def test_unusable_text_in_a_json_body_is_a_clear_400(api, path, records, message
     assert not redis_connection().exists(BUFFER)
 
 
+def test_a_batch_of_values_that_read_as_binary_data_is_a_clear_400(api):
+    response = api("POST", "/api/ingest", {"records": [{"email": "a@example.com", "notes": "\x01" * 3000}]})
+    assert response.status_code == 400 and response.is_json
+    assert "the batch cannot be stored: this is not a CSV text file" in response.get_json()["message"]
+    assert db.session.scalar(db.select(db.func.count(Upload.id))) == 0
+
+
 def test_unusable_text_in_an_api_query_parameter_is_a_clear_400(api):
     response = api("GET", "/api/jobs/1/errors?after=%00")
     assert response.status_code == 400 and response.is_json

@@ -20,7 +20,11 @@ def test_worker_logs_are_json_lines_naming_the_job_and_upload(client, start_proc
     monkeypatch.setenv("LOG_FORMAT", "json")
     worker = start_process(worker_process)
     upload = ingest(client, "a.csv", b"email\na@example.com\n")
-    lines = [json.loads(line) for line in worker.log.read_text().splitlines() if line.startswith("{")]
-    ours = [line for line in lines if line["upload_id"] == upload.id]
+
+    def our_lines():
+        """The upload's log lines, once the last one is written (it follows the status in the database)."""
+        lines = [json.loads(line) for line in worker.log.read_text().splitlines() if line.startswith("{")]
+        ours = [line for line in lines if line["upload_id"] == upload.id]
+        return ours if any(line["message"] == "ingest completed" for line in ours) else None
+    ours = wait_until(our_lines, timeout=30, message="the worker to log 'ingest completed'")
     assert {line["job_id"] for line in ours} == {f"ingest-{upload.id}"}
-    assert any(line["message"] == "ingest completed" for line in ours)

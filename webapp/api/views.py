@@ -13,7 +13,7 @@ from webapp.models import RowError, Upload
 from webapp.queueing import enqueue_ingest
 from webapp.rejections import KINDS, ROW_ERROR_KIND
 from webapp.request_text import json_problem
-from webapp.uploads.storage import store_upload
+from webapp.uploads.storage import FileRefused, store_upload
 
 blueprint = Blueprint("api", __name__, url_prefix="/api")
 
@@ -57,8 +57,11 @@ def batch_csv(records):
 def ingest():
     records, on_duplicate, validate_only = ingest_request(json_body(), MAX_BATCH)
     file = FileStorage(io.BytesIO(batch_csv(records)), filename=f"API batch of {len(records):,} records")
-    upload = store_upload(file, g.caller.operator_id, on_duplicate, validate_only, source="api",
-                          source_name=g.caller.name, expected_lines=len(records))
+    try:
+        upload = store_upload(file, g.caller.operator_id, on_duplicate, validate_only, source="api",
+                              source_name=g.caller.name, expected_lines=len(records))
+    except FileRefused as error:    # values that are mostly control characters read as binary data
+        abort(400, f"the batch cannot be stored: {error}")
     enqueue_ingest(upload.id, in_process=True)
     return jsonify(job_id=upload.id, status=upload.status,
                    status_url=url_for("api.job", job_id=upload.id, _external=True)), 202

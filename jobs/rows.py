@@ -20,8 +20,8 @@ csv.field_size_limit(MAX_PARSED_FIELD)
 
 # Columns of `records` in the order of a chunk's candidate_table().
 COPY_COLUMNS = (*FIELDS, "email_norm", "extra", "upload_id", "source_line")
-CANDIDATE_SCHEMA = pa.schema([*((name, pa.string()) for name in (*FIELDS, "email_norm", "extra")),
-                              ("upload_id", pa.int64()), ("source_line", pa.int64())])
+CANDIDATE_SCHEMA = pa.schema([(name, pa.int64() if name in ("upload_id", "source_line") else pa.string())
+                              for name in COPY_COLUMNS])
 
 
 class UnterminatedQuote(ValueError):

@@ -58,6 +58,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench.http_session import KeepAlive, log, percentile  # noqa: E402
 from bench.rss import MB, TreeSampler, system_busy  # noqa: E402
+from bench.spy import attach as spy_attach, detach, where_time_went  # noqa: E402
 from bench.stack import Stack, procfile_command  # noqa: E402
 
 DATA = ROOT / "bench" / "data"
@@ -264,6 +265,7 @@ def apply_load(mode, posting, args, target, make, keep):
     """The clients post `make`'s requests; returns (load summary, samples, wall-clock start, wall-clock end)."""
     log(f"{mode}: {args.clients} clients {posting} "
         + (f"for {args.duration} s" if args.duration else f"({args.requests:,} requests)"))
+    spy = profile_web(args, target, mode)
     measured = Measured(target).start()
     samples, started, wall_start, reconnects = hammer(target.url, target.token, args.clients, make, args.duration,
                                                       args.requests, keep=keep)
@@ -271,7 +273,27 @@ def apply_load(mode, posting, args, target, make, keep):
     load = load_summary(samples, started)
     load.update(measured.stop(), reconnects=reconnects)
     report_load(mode, load)
+    if spy:
+        spy_profile_report(spy, load)
     return load, samples, wall_start, load_end
+
+
+def profile_web(args, target, mode):
+    """With --profile: py-spy on the web processes during this load."""
+    if not (args.profile and "web" in target.roots):
+        return None
+    output = DATA / f"profile-api-{mode.replace(' ', '-')}.txt"
+    log(f"{mode}: py-spy on the web processes: {output.relative_to(ROOT)}")
+    spy = spy_attach(args.profile, target.roots["web"], output, open(DATA / "py-spy.log", "ab"))
+    spy.output = output
+    return spy
+
+
+def spy_profile_report(spy, load):
+    detach(spy)
+    load["profile"] = str(spy.output.relative_to(ROOT))
+    load["profile_summary"] = where_time_went(spy.output, load["accepted_requests"])
+    print(f"web profile, {load['profile']}:\n{load['profile_summary']}", flush=True)
 
 
 def batch_requests(prefix, size):
@@ -610,7 +632,11 @@ def bench():
     parser.add_argument("--redis-url", help="with --url: its Redis, to count the connections opened")
     parser.add_argument("--floor", action="store_true",
                         help="then the same load on bench/api_floor.py (Flask alone) under the same web line")
+    parser.add_argument("--profile", metavar="PY_SPY",
+                        help="path of a py-spy binary: profile the web processes during each load")
     args = parser.parse_args()
+    if args.profile and (args.url or not Path(args.profile).exists()):
+        parser.error("--profile needs a py-spy binary and the bench's own servers (no --url)")
     if args.url and not args.token:
         parser.error("--url needs --token")
     if args.url and args.floor:

@@ -19,7 +19,7 @@ from scripts.services import Postgres, free_port, port_open
 from scripts.services import Redis as RedisServer
 from webapp import create_app
 from webapp.extensions import db
-from webapp.models import Operator
+from webapp.models import ApiToken, Operator
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "correct horse battery staple"
@@ -91,6 +91,15 @@ def operator(app):
     db.session.add(operator)
     db.session.commit()
     return operator
+
+
+@pytest.fixture
+def token(app, operator):
+    """The secret of an API token of the operator's."""
+    api_token, secret = ApiToken.issue("billing service", operator.id)
+    db.session.add(api_token)
+    db.session.commit()
+    return secret
 
 
 def csrf_token(client, path):

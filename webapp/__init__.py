@@ -1,6 +1,7 @@
 """Intake: a Flask dashboard for bulk data intake."""
 from flask import Flask
 
+from webapp import json_provider
 from webapp.config import ROOT, load_config
 from webapp.extensions import csrf, db, login_manager, sock
 
@@ -12,6 +13,7 @@ def create_app(config=None, migrations=True):
     migrate, and Alembic would add 12 MB to every work horse.
     """
     app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"))
+    json_provider.register(app)
     app.config.update(load_config())
     app.config.update(config or {})
 

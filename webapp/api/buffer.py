@@ -1,10 +1,11 @@
 """The Redis buffer behind POST /api/records: accepted records wait here until
 the periodic flush stores them (jobs/flush.py)."""
-import json
-
+import orjson
+from flask import current_app
 from rq import Queue
 from rq.job import JobStatus
 
+from webapp.api.grouped_append import GroupedAppend
 from webapp.models import utcnow
 from webapp.queueing import MAINTENANCE_QUEUE, redis_connection
 
@@ -14,13 +15,17 @@ BUFFER = "intake:api-buffer"
 PROCESSING = "intake:api-buffer:processing"
 FLUSH_JOB_ID = "flush-api-buffer"
 
+_buffer = GroupedAppend(BUFFER)
 
-def push(records, caller):
-    """Buffer the records; returns how many are waiting now."""
+
+def accept(records, caller):
+    """Buffer the records; the request that fills the buffer past BUFFER_FLUSH_ROWS asks for a flush."""
     received_at = utcnow().isoformat()
-    items = [json.dumps({"record": record, "token": caller.name, "received_at": received_at})
+    items = [orjson.dumps({"record": record, "token": caller.name, "received_at": received_at})
              for record in records]
-    return redis_connection().rpush(BUFFER, *items)
+    waiting = _buffer.append(redis_connection(), items)
+    if waiting >= current_app.config["BUFFER_FLUSH_ROWS"] > waiting - len(items):
+        flush_soon()
 
 
 def flush_soon():

@@ -1,19 +1,15 @@
 """The JSON API: batch ingest with job status, buffered single records."""
-import csv
-import io
-
 from flask import Blueprint, abort, current_app, g, jsonify, request, url_for
-from werkzeug.datastructures import FileStorage
 
 from webapp.api import buffer
 from webapp.api.auth import authenticate
+from webapp.api.batches import store_batch
 from webapp.api.shape import ShapeError, ingest_request, records_request
 from webapp.extensions import db
-from webapp.models import RowError, Upload
+from webapp.models import RowError, Upload, UploadStatus
 from webapp.queueing import enqueue_ingest
 from webapp.rejections import KINDS, ROW_ERROR_KIND
-from webapp.request_text import json_problem
-from webapp.uploads.storage import FileRefused, store_upload
+from webapp.request_text import json_body_problem
 
 blueprint = Blueprint("api", __name__, url_prefix="/api")
 
@@ -34,37 +30,26 @@ def wrong_shape(error):
 
 
 def json_body():
-    body = request.get_json(silent=True)
-    if body is None:
-        abort(400, "the body is not valid JSON (send Content-Type: application/json)")
-    problem = json_problem(body)
+    if not request.is_json:
+        abort(400, "send the body as JSON, with Content-Type: application/json")
+    text = request.get_data(cache=False)
+    try:
+        body = current_app.json.loads(text)
+    except ValueError as error:
+        abort(400, f"the body is not valid JSON: {error}")
+    problem = json_body_problem(text, body)
     if problem:
         abort(400, problem)
     return body
 
 
-def batch_csv(records):
-    """The batch as a CSV file, email first, so it takes the same road as an upload."""
-    columns = list(dict.fromkeys(["email", *(name for record in records for name in record)]))
-    text = io.StringIO()
-    writer = csv.writer(text, quoting=csv.QUOTE_ALL, lineterminator="\n")
-    writer.writerow(columns)
-    writer.writerows([record.get(name, "") for name in columns] for record in records)
-    return text.getvalue().encode()
-
-
 @blueprint.post("/ingest")
 def ingest():
     records, on_duplicate, validate_only = ingest_request(json_body(), MAX_BATCH)
-    file = FileStorage(io.BytesIO(batch_csv(records)), filename=f"API batch of {len(records):,} records")
-    try:
-        upload = store_upload(file, g.caller.operator_id, on_duplicate, validate_only, source="api",
-                              source_name=g.caller.name, expected_lines=len(records))
-    except FileRefused as error:    # values that are mostly control characters read as binary data
-        abort(400, f"the batch cannot be stored: {error}")
-    enqueue_ingest(upload.id, in_process=True)
-    return jsonify(job_id=upload.id, status=upload.status,
-                   status_url=url_for("api.job", job_id=upload.id, _external=True)), 202
+    upload_id = store_batch(records, g.caller, on_duplicate, validate_only)
+    enqueue_ingest(upload_id, in_process=True)
+    return jsonify(job_id=upload_id, status=UploadStatus.QUEUED,
+                   status_url=url_for("api.job", job_id=upload_id, _external=True)), 202
 
 
 def get_job(job_id):
@@ -118,7 +103,5 @@ def job_errors(job_id):
 @blueprint.post("/records")
 def buffered_records():
     records = records_request(json_body(), MAX_BUFFERED)
-    waiting = buffer.push(records, g.caller)
-    if waiting > current_app.config["BUFFER_FLUSH_ROWS"]:
-        buffer.flush_soon()
+    buffer.accept(records, g.caller)
     return jsonify(accepted=len(records)), 202

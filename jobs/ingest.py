@@ -77,9 +77,10 @@ class Ingest:
             return status
         if cancel_requested:
             return self.finish(UploadStatus.CANCELLED)
-        self.control.execute("UPDATE uploads SET status = %s, started_at = coalesce(started_at, now()), "
-                             "heartbeat_at = now(), failure_reason = NULL WHERE id = %s",
-                             (UploadStatus.RUNNING, self.upload_id))
+        self.run_started_at = self.control.execute(
+            "UPDATE uploads SET status = %s, started_at = coalesce(started_at, now()), "
+            "heartbeat_at = now(), failure_reason = NULL WHERE id = %s RETURNING now()",
+            (UploadStatus.RUNNING, self.upload_id)).fetchone()[0]
         self.events.changed(UploadStatus.RUNNING, final=True)
         log.info("ingest started (resuming after record %s)", self.upload[6])
         try:
@@ -119,7 +120,8 @@ class Ingest:
         for chunk in self.chunks(reader):
             with self.control.transaction():
                 written = writer.write(chunk)
-                cancel = save_progress(self.control, self.upload_id, chunk, written, checkpoint=True)
+                cancel = save_progress(self.control, self.upload_id, chunk, written, checkpoint=True,
+                                       run_started_at=self.run_started_at)
             self.events.changed(UploadStatus.RUNNING)
             if chunk.unreadable_rest:
                 raise chunk.unreadable_rest
@@ -139,7 +141,8 @@ class Ingest:
             for chunk in self.chunks(reader):
                 written = writer.write(chunk)
                 problems += chunk.invalid + written.duplicates_in_file + written.duplicates_existing
-                cancelled = save_progress(self.control, self.upload_id, chunk, written, checkpoint=False)
+                cancelled = save_progress(self.control, self.upload_id, chunk, written, checkpoint=False,
+                                          run_started_at=self.run_started_at)
                 self.events.changed(UploadStatus.RUNNING)
                 if chunk.unreadable_rest:
                     raise chunk.unreadable_rest

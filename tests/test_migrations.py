@@ -7,7 +7,7 @@ from webapp import create_app
 from webapp.config import sqlalchemy_url
 
 TABLES = {"operators", "uploads", "upload_pieces", "records", "records_shared", "record_emails", "row_errors",
-          "api_tokens"}
+          "api_tokens", "upload_checkpoints"}
 
 
 @pytest.fixture

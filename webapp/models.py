@@ -222,3 +222,16 @@ class ApiToken(db.Model):
         """A new token and its secret, which is shown once and never stored."""
         secret = "intake_" + secrets.token_urlsafe(32)
         return cls(name=name, token_hash=cls.hash(secret), operator_id=operator_id), secret
+
+
+class UploadCheckpoint(db.Model):
+    """One chunk an ingest job saved: the history its throughput chart is drawn from."""
+    __tablename__ = "upload_checkpoints"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    upload_id: Mapped[int] = mapped_column(ForeignKey("uploads.id", ondelete="CASCADE"))
+    run_started_at: Mapped[datetime]    # when the run of the job that saved it began: a resume starts a new run
+    saved_at: Mapped[datetime] = mapped_column(server_default=func.clock_timestamp())
+    lines: Mapped[int] = mapped_column(BigInteger)     # the chunk's lines
+
+    __table_args__ = (Index("ix_upload_checkpoints_upload", "upload_id", "id"),)

@@ -1,7 +1,8 @@
 import csv
 import io
 
-from flask import Blueprint, Response, abort, flash, redirect, render_template, request, stream_with_context, url_for
+from flask import (Blueprint, Response, abort, flash, make_response, redirect, render_template, request,
+                   stream_with_context, url_for)
 from flask_login import current_user
 from redis.exceptions import RedisError
 
@@ -10,11 +11,15 @@ from webapp.events import publish_change
 from webapp.extensions import db
 from webapp.models import Upload, UploadStatus, utcnow
 from webapp.queueing import enqueue_ingest
+from webapp.records.query import BadQuery
+from webapp.records.views import wants_fragment
 from webapp.spreadsheet import safe_cell
 from webapp.uploads.forms import UploadForm
-from webapp.uploads.fragments import first_row_errors, row_errors_query, upload_fragments
+from webapp.uploads.fragments import upload_fragments
+from webapp.uploads.rejected import parse_filter, reason_summary, rejected_lines_query, rejected_page
 from webapp.uploads.reopen import reopen
 from webapp.uploads.storage import FileRefused, store_upload
+from webapp.uploads.throughput import throughput_chart
 
 blueprint = Blueprint("uploads", __name__, url_prefix="/uploads")
 redirect_slashed_prefix(blueprint, "index")
@@ -61,28 +66,44 @@ def new():
         return render_template("uploads/new.html", form=form), 400
     if len(uploads) == 1:
         return redirect(url_for("uploads.show", upload_id=uploads[0].id), code=303)
+    flash(f"Received {len(uploads)} files; each one's status below follows its job.", "info")
     return redirect(url_for("uploads.index"), code=303)
 
 
 def queue_uploads(uploads):
+    """Enqueue each upload's job. Whether it is queued is for the upload's status to say, which
+    live updates keep true; a notice saying so would still say it after the job is done."""
     for upload in uploads:
         try:
             enqueue_ingest(upload.id)
         except RedisError:
             flash(f"{upload.filename} is stored but the job queue is unreachable; "
                   "it will start as soon as the queue is back.", "error")
-            continue
-        flash(f"{upload.filename} is queued.", "info")
 
 
 def get_upload(upload_id):
     return db.session.get(Upload, upload_id) or abort(404)
 
 
+def rejected_filter():
+    try:
+        return parse_filter(request.args)
+    except BadQuery as error:
+        abort(400, str(error))
+
+
 @blueprint.get("/<id:upload_id>")
 def show(upload_id):
+    """The upload's page; for htmx, only the next rows of its rejected lines."""
     upload = get_upload(upload_id)
-    return render_template("uploads/show.html", upload=upload, row_errors=first_row_errors(upload))
+    page = rejected_page(upload, rejected_filter())
+    if wants_fragment():
+        response = make_response(render_template("uploads/_rejected_rows.html", upload=upload, page=page))
+    else:
+        response = make_response(render_template("uploads/show.html", upload=upload, page=page,
+                                                 summary=reason_summary(upload), chart=throughput_chart(upload)))
+    response.vary.add("HX-Request")
+    return response
 
 
 @blueprint.post("/<id:upload_id>/cancel")
@@ -117,7 +138,7 @@ def after_action(upload):
 @blueprint.get("/<id:upload_id>/errors.csv")
 def errors_csv(upload_id):
     upload = get_upload(upload_id)
-    query = row_errors_query(upload).execution_options(yield_per=2000)
+    query = rejected_lines_query(upload, rejected_filter()).execution_options(yield_per=2000)
 
     def lines():
         buffer = io.StringIO()

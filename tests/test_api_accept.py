@@ -66,17 +66,28 @@ def _failure(appender, redis):
     return None
 
 
+def post_json(url, token, body):
+    request = urllib.request.Request(url, method="POST", data=json.dumps(body).encode(),
+                                     headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return response.status, json.loads(response.read())
+
+
 def test_concurrent_single_records_through_the_web_server_are_all_buffered(app, web_server, token):
-    def post(index):
-        request = urllib.request.Request(
-            f"{web_server}/api/records", method="POST",
-            data=json.dumps({"email": f"c{index}@example.com"}).encode(),
-            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status
-    assert in_threads(40, post) == [202] * 40
+    answers = in_threads(40, lambda index: post_json(f"{web_server}/api/records", token,
+                                                     {"email": f"c{index}@example.com"}))
+    assert [status for status, _ in answers] == [202] * 40
     buffered = [json.loads(item)["record"]["email"] for item in redis_connection().lrange(BUFFER, 0, -1)]
     assert sorted(buffered) == sorted(f"c{index}@example.com" for index in range(40))
+
+
+def test_more_concurrent_batches_than_database_connections_are_all_accepted(app, web_server, token):
+    """One web process has 15 pooled connections; a request must never hold two."""
+    answers = in_threads(32, lambda index: post_json(f"{web_server}/api/ingest", token,
+                                                     {"records": [{"email": f"b{index}-{n}@example.com"}
+                                                                  for n in range(10)]}))
+    assert [status for status, _ in answers] == [202] * 32
+    assert len({answer["job_id"] for _, answer in answers}) == 32
 
 
 def test_a_batch_larger_than_a_piece_is_stored_in_pieces_and_ingested_whole(api_client, worker):

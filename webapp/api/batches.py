@@ -3,7 +3,7 @@
 The batch becomes a CSV file, email first, so that it takes the same road as
 an uploaded file. Intake writes that file itself, so none of the checks an
 operator's file needs apply (encoding, delimiter, header, binary content), and
-the upload row and its pieces go in together: one round trip, committed, with
+the upload row and its pieces go in together: one statement, committed, with
 nothing to read back.
 """
 import csv
@@ -40,5 +40,6 @@ def store_batch(records, caller, on_duplicate, validate_only):
                  .from_select(["upload_id", "seq", "data"], db.select(upload.c.id, pieces.c.seq - 1, pieces.c.data)
                               .select_from(upload.join(pieces, db.true())))
                  .returning(UploadPiece.upload_id))
-    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        return connection.execute(statement).scalars().first()
+    upload_id = db.session.execute(statement).scalars().first()
+    db.session.commit()
+    return upload_id

@@ -6,7 +6,6 @@ twice. Files stored all-or-nothing (on_duplicate=reject, or validate only) keep
 their records in one transaction until the end instead, and start over when
 resumed.
 """
-import io
 import logging
 import queue
 import threading
@@ -21,9 +20,9 @@ from jobs.alerts import send_failure_email
 from jobs.chunk_writer import ChunkWriter
 from jobs.events import UploadEvents
 from jobs.progress import save_progress
+from jobs.readers import open_reader
 from jobs.rows import UnterminatedQuote
-from jobs.source import PieceStream
-from jobs.vector_rows import VectorRowReader
+from jobs.xlsx_rows import UnreadableWorkbook
 from webapp.models import UploadStatus
 from webapp.queueing import MAINTENANCE_QUEUE, UPKEEP_JOB_TIMEOUT
 
@@ -85,7 +84,7 @@ class Ingest:
         log.info("ingest started (resuming after record %s)", self.upload[6])
         try:
             return self.ingest()
-        except UnterminatedQuote as error:
+        except (UnterminatedQuote, UnreadableWorkbook) as error:
             if not self.all_or_nothing:
                 return self.finish(UploadStatus.FAILED, f"{error}; the lines before it were stored")
             self.control.execute("UPDATE uploads SET rows_inserted = 0, rows_updated = 0 WHERE id = %s",
@@ -94,9 +93,9 @@ class Ingest:
 
     def ingest(self):
         with psycopg.connect(self.config["DATABASE_URL"], autocommit=True) as source_connection:
-            source = io.BufferedReader(PieceStream(source_connection, self.upload_id), 1 << 20)
             _, _, _, _, encoding, delimiter, checkpoint, origin, *_ = self.upload
-            reader = VectorRowReader(source, encoding, delimiter, self.upload_id, count_records=origin == "api")
+            reader = open_reader(source_connection, self.upload_id, encoding, delimiter,
+                                 count_records=origin == "api")
             if not reader.header.has_email:
                 return self.finish(UploadStatus.FAILED, "the header has no email column")
             if self.all_or_nothing:

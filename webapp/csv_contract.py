@@ -29,9 +29,9 @@ BINARY_SIGNATURES = {
     b"\xff\xd8\xff": "a JPEG image",
     b"GIF8": "a GIF image",
     b"%PDF": "a PDF document",
-    b"PK\x03\x04": "a ZIP archive (an .xlsx workbook is one: export it as CSV)",
+    b"PK\x03\x04": "a ZIP archive (an .xlsx workbook is one: upload it under a name ending .xlsx)",
     b"\x1f\x8b": "a gzip archive (decompress it first)",
-    b"\xd0\xcf\x11\xe0": "an old Excel or Word document (export it as CSV)",
+    b"\xd0\xcf\x11\xe0": "an old Excel or Word document (save it as .xlsx or CSV)",
 }
 UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 
@@ -143,12 +143,16 @@ def read_header(sample, encoding):
         raise NotACsvFile("the file has no header row (the first line is empty)")
     delimiter = hint.group(1) if hint else sniff_delimiter(line)
     names = next(csv.reader(io.StringIO(line), delimiter=delimiter))
+    return checked_header(names), delimiter
+
+
+def checked_header(names, column="column", where="in the header"):
+    """The Header of these names; raises NotACsvFile if none of them is an email `column`."""
     header = Header(names)
     if not header.has_email:
         found = ", ".join(repr(name) for name in names[:10])
-        raise NotACsvFile(f"no email column in the header (found {found}); "
-                          "name one column 'email'")
-    return header, delimiter
+        raise NotACsvFile(f"no email {column} {where} (found {found}); name one {column} 'email'")
+    return header
 
 
 class EncodingDetector:
@@ -176,7 +180,11 @@ codecs.register_error("cp1252", lambda error: (
     error.object[error.start:error.end].decode(WINDOWS_1252, errors="latin1"), error.end))
 
 
+def decode_errors(encoding):
+    """The error handler that reads a file of this `encoding` as UTF-8."""
+    return "cp1252" if encoding == WINDOWS_1252 else "strict"
+
+
 def text_stream(raw, encoding):
     """A text view of a binary stream, as the csv module wants it (newline='')."""
-    errors = "cp1252" if encoding == WINDOWS_1252 else "strict"
-    return io.TextIOWrapper(raw, encoding=UTF8, errors=errors, newline="")
+    return io.TextIOWrapper(raw, encoding=UTF8, errors=decode_errors(encoding), newline="")

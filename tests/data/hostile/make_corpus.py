@@ -6,6 +6,7 @@ next to the small files as NAME.expected.json with "generated": true.
 The output is the same on every run (no randomness, no clock).
 """
 import sys
+import zipfile
 from pathlib import Path
 
 MB = 1024 * 1024
@@ -47,12 +48,29 @@ def many_tiny_rows(out):
     out.write(b"email\n" + "\n".join(lines).encode() + b"\n")
 
 
+def zip_bomb(out):
+    """A ZIP named .xlsx whose one sheet is 100 MB of spaces packed into about 100 KB."""
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(deflated("[Content_Types].xml"), "<Types/>")
+        with archive.open(deflated("xl/worksheets/sheet1.xml"), "w") as sheet:
+            for _ in range(100):
+                sheet.write(b" " * MB)
+
+
+def deflated(name):
+    """A ZIP entry of a fixed date, compressed."""
+    entry = zipfile.ZipInfo(name, (2026, 1, 1, 0, 0, 0))
+    entry.compress_type = zipfile.ZIP_DEFLATED
+    return entry
+
+
 GENERATORS = {
     "field_5mb.csv": field_5mb,
     "header_100k_columns.csv": header_100k_columns,
     "line_50mb.csv": line_50mb,
     "csv_bomb.csv": csv_bomb,
     "many_tiny_rows.csv": many_tiny_rows,
+    "zip_bomb.xlsx": zip_bomb,
 }
 
 

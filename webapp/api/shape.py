@@ -16,6 +16,8 @@ def _record(record, path):
     """A record as {name: text}; numbers become text, null becomes empty."""
     if not isinstance(record, dict):
         raise ShapeError(path, "must be an object of field names and values")
+    if all(type(value) is str for value in record.values()):
+        return record  # already text; JSON object keys always are
     values = {}
     for name, value in record.items():
         if isinstance(value, bool) or not isinstance(value, VALUE_TYPES):

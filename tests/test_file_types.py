@@ -10,9 +10,10 @@ import pytest
 
 from tests.conftest import csrf_token, scheduler_process, wait_until, worker_process
 from tests.ingest_helpers import finished, ingest, row_errors
-from tests.test_ingest_faults import checkpoint, counts, people_csv, small_chunks  # noqa: F401 (a fixture)
+from tests.test_ingest_faults import (assert_resumed_exactly, checkpoint, counts, people_csv,  # noqa: F401
+                                      small_chunks)  # small_chunks: a fixture
 from webapp.extensions import db
-from webapp.models import Record, RowError, Upload
+from webapp.models import Record, Upload
 
 
 def workbook(*sheets):
@@ -143,13 +144,6 @@ def test_a_work_horse_killed_mid_file_resumes_and_stores_each_row_once(client, s
     worker.kill()
     assert db.session.get(Upload, upload_id).status == "running"
     start_process(worker_process)
-    upload = finished(upload_id, timeout=240)
-    assert upload.status == "completed", upload.failure_reason
-    emails = db.session.scalars(db.select(Record.email_norm)).all()
-    assert len(emails) == len(set(emails)) == len(expected) and set(emails) == expected
-    duplicates = 30_000 - 600 - len(expected)
-    assert counts(upload) == (30_000, len(expected), duplicates, 600)
-    lines = db.session.scalars(db.select(RowError.line).filter_by(upload_id=upload_id)).all()
-    assert len(lines) == len(set(lines)) == duplicates + 600
+    lines = assert_resumed_exactly(upload_id, 30_000, expected, invalid=600)
     # people_csv's record n (from 0) is on line n + 2 of its CSV file: its 8th is the first invalid one.
     assert min(lines) == 7 + first_line

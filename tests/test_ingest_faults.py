@@ -58,15 +58,22 @@ def test_a_worker_killed_again_and_again_loses_and_doubles_nothing(client, small
         worker.kill()
         assert db.session.get(Upload, upload_id).status == "running"
     start_process(worker_process)
+    assert_resumed_exactly(upload_id, 60_000, expected, invalid=1_200)
+
+
+def assert_resumed_exactly(upload_id, lines, expected, invalid):
+    """The resumed upload completes with each of the `expected` emails stored once and each
+    rejected line reported once; returns the lines of its row errors."""
     upload = finished(upload_id, timeout=240)
     assert upload.status == "completed", upload.failure_reason
     emails = db.session.scalars(db.select(Record.email_norm)).all()
     assert len(emails) == len(set(emails)) == len(expected)
     assert set(emails) == expected
-    duplicates = 60_000 - 1_200 - len(expected)
-    assert counts(upload) == (60_000, len(expected), duplicates, 1_200)
+    duplicates = lines - invalid - len(expected)
+    assert counts(upload) == (lines, len(expected), duplicates, invalid)
     error_lines = db.session.scalars(db.select(RowError.line).filter_by(upload_id=upload_id)).all()
-    assert len(error_lines) == len(set(error_lines)) == duplicates + 1_200
+    assert len(error_lines) == len(set(error_lines)) == duplicates + invalid
+    return error_lines
 
 
 def checkpoint(upload_id):

@@ -59,7 +59,7 @@ class Ingest:
         self.config = config
         self.events = events
         self.upload = control.execute(
-            "SELECT status, cancel_requested, on_duplicate, validate_only, encoding, delimiter, "
+            "SELECT status, cancel_requested, on_duplicate, validate_only, encoding, delimiter, filename, "
             "checkpoint_records, source, loading_alone, size_bytes FROM uploads WHERE id = %s",
             (upload_id,)).fetchone()
 
@@ -81,7 +81,7 @@ class Ingest:
             "heartbeat_at = now(), failure_reason = NULL WHERE id = %s RETURNING now()",
             (UploadStatus.RUNNING, self.upload_id)).fetchone()[0]
         self.events.changed(UploadStatus.RUNNING, final=True)
-        log.info("ingest started (resuming after record %s)", self.upload[6])
+        log.info("ingest started (resuming after record %s)", self.upload[7])
         try:
             return self.ingest()
         except (UnterminatedQuote, UnreadableWorkbook) as error:
@@ -93,8 +93,8 @@ class Ingest:
 
     def ingest(self):
         with psycopg.connect(self.config["DATABASE_URL"], autocommit=True) as source_connection:
-            _, _, _, _, encoding, delimiter, checkpoint, origin, *_ = self.upload
-            reader = open_reader(source_connection, self.upload_id, encoding, delimiter,
+            _, _, _, _, encoding, delimiter, filename, checkpoint, origin, *_ = self.upload
+            reader = open_reader(source_connection, self.upload_id, filename, encoding, delimiter,
                                  count_records=origin == "api")
             if not reader.header.has_email:
                 return self.finish(UploadStatus.FAILED, "the header has no email column")

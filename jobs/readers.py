@@ -9,9 +9,8 @@ from jobs.xlsx_rows import WorkbookRowReader
 from webapp.file_types import JSONL, XLSX, file_type
 
 
-def open_reader(connection, upload_id, encoding, delimiter, count_records):
+def open_reader(connection, upload_id, filename, encoding, delimiter, count_records):
     """A reader of the upload's stored bytes (read through `connection`)."""
-    filename = connection.execute("SELECT filename FROM uploads WHERE id = %s", (upload_id,)).fetchone()[0]
     kind = file_type(filename)
     if kind == XLSX:
         # A workbook's upload keeps the name of its sheet where a CSV file's keeps its delimiter.
